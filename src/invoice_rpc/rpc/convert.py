@@ -1,0 +1,175 @@
+"""Proto <-> domain conversions shared by the servicers. Only the rpc edge imports *_pb2."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.type.date_pb2 import Date
+
+from invoice_rpc.domain import enums
+from invoice_rpc.domain.errors import ViolationCollector
+from invoice_rpc.service.invoice_records import InvoiceRecord, LineItemRecord
+from invoice_rpc.v1 import resources_pb2 as pb
+
+# Enum tables: proto enum number <-> domain StrEnum. Every other module uses these.
+BILLING_TYPE_TO_PB: dict[enums.BillingType, pb.BillingType.ValueType] = {
+    enums.BillingType.SUBSCRIPTION: pb.BILLING_TYPE_SUBSCRIPTION,
+    enums.BillingType.TOKEN_PACK: pb.BILLING_TYPE_TOKEN_PACK,
+    enums.BillingType.MARKETPLACE_USAGE: pb.BILLING_TYPE_MARKETPLACE_USAGE,
+    enums.BillingType.FREE_TRIAL: pb.BILLING_TYPE_FREE_TRIAL,
+    enums.BillingType.DEMO: pb.BILLING_TYPE_DEMO,
+    enums.BillingType.ONE_TIME: pb.BILLING_TYPE_ONE_TIME,
+    enums.BillingType.REFUND: pb.BILLING_TYPE_REFUND,
+    enums.BillingType.CANCELLATION: pb.BILLING_TYPE_CANCELLATION,
+}
+BILLING_TYPE_FROM_PB = {v: k for k, v in BILLING_TYPE_TO_PB.items()}
+
+STATUS_TO_PB: dict[enums.InvoiceStatus, pb.InvoiceStatus.ValueType] = {
+    enums.InvoiceStatus.DRAFT: pb.INVOICE_STATUS_DRAFT,
+    enums.InvoiceStatus.SENT: pb.INVOICE_STATUS_SENT,
+    enums.InvoiceStatus.PAID: pb.INVOICE_STATUS_PAID,
+    enums.InvoiceStatus.CANCELLED: pb.INVOICE_STATUS_CANCELLED,
+}
+STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
+
+ACCOUNTING_EVENT_TO_PB: dict[enums.AccountingEventType, pb.AccountingEventType.ValueType] = {
+    enums.AccountingEventType.INVOICE: pb.ACCOUNTING_EVENT_TYPE_INVOICE,
+    enums.AccountingEventType.CREDIT_NOTE: pb.ACCOUNTING_EVENT_TYPE_CREDIT_NOTE,
+}
+
+PAYMENT_TERM_TO_PB: dict[enums.PaymentTerm, pb.PaymentTerm.ValueType] = {
+    enums.PaymentTerm.DUE_UPON_RECEIPT: pb.PAYMENT_TERM_DUE_UPON_RECEIPT,
+    enums.PaymentTerm.DUE_UPON_USAGE: pb.PAYMENT_TERM_DUE_UPON_USAGE,
+}
+PAYMENT_TERM_FROM_PB = {v: k for k, v in PAYMENT_TERM_TO_PB.items()}
+
+
+def timestamp_to_pb(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value.astimezone(UTC))
+    return ts
+
+
+def timestamp_from_pb(ts: Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def date_to_pb(value: date | None) -> Date | None:
+    if value is None:
+        return None
+    return Date(year=value.year, month=value.month, day=value.day)
+
+
+def date_from_pb(value: Date, field: str, violations: ViolationCollector) -> date | None:
+    """A google.type.Date as a date; a partial or impossible date is a violation of `field`."""
+    try:
+        return date(value.year, value.month, value.day)
+    except ValueError:
+        violations.add(field, f"{value.year:04d}-{value.month:02d}-{value.day:02d} is not a valid date")
+        return None
+
+
+def optional_date_from_pb(
+    message: object, name: str, field: str, violations: ViolationCollector
+) -> date | None:
+    """The Date field `name` of `message` if set, else None."""
+    if not message.HasField(name):  # type: ignore[attr-defined]
+        return None
+    return date_from_pb(getattr(message, name), field, violations)
+
+
+def _period(start: datetime | None, end: datetime | None) -> pb.Period | None:
+    if start is None and end is None:
+        return None
+    return pb.Period(start_time=timestamp_to_pb(start), end_time=timestamp_to_pb(end))
+
+
+def line_item_to_pb(line: LineItemRecord) -> pb.LineItem:
+    tax = None
+    if line.tax_rate is not None or line.tax_category or line.tax_scheme:
+        tax = pb.Tax(rate_percent=line.tax_rate or "", category=line.tax_category or "", scheme=line.tax_scheme or "")
+    return pb.LineItem(
+        id=str(line.id),
+        position=line.position,
+        sku=line.sku or "",
+        name=line.name,
+        description=line.description or "",
+        quantity=line.quantity,
+        unit=line.unit or "",
+        unit_price_minor=line.unit_price_minor,
+        discount_minor=line.discount_minor,
+        tax=tax,
+        period=_period(line.period_start, line.period_end),
+        minimum_fee_minor=line.minimum_fee_minor,
+        min_quantity=line.min_quantity or "",
+        max_quantity=line.max_quantity or "",
+        sub_total_minor=line.sub_total_minor,
+        tax_minor=line.tax_minor,
+        total_minor=line.total_minor,
+        create_time=timestamp_to_pb(line.created_at),
+        update_time=timestamp_to_pb(line.updated_at),
+    )
+
+
+def invoice_to_pb(record: InvoiceRecord) -> pb.Invoice:
+    net_terms = None
+    if record.net_terms_days is not None:
+        net_terms = pb.NetTerms(days=record.net_terms_days)
+    elif record.payment_term is not None:
+        net_terms = pb.NetTerms(payment_term=PAYMENT_TERM_TO_PB[enums.PaymentTerm(record.payment_term)])
+    customer = None
+    if record.customer_ref is not None:
+        customer = pb.CustomerSummary(
+            customer_ref=str(record.customer_ref),
+            customer_id=record.customer_external_id or "",
+            name=record.customer_name or "",
+            legal_name=record.customer_legal_name or "",
+        )
+    contract = None
+    if record.contract_ref is not None:
+        contract = pb.ContractSummary(contract_ref=str(record.contract_ref), contract_number=record.contract_number or 0)
+    return pb.Invoice(
+        invoice_ref=str(record.id),
+        invoice_number=record.invoice_number,
+        data_source_id=str(record.data_source_id) if record.data_source_id else "",
+        external_id=record.external_id or "",
+        document_type_code=record.document_type_code,
+        accounting_event_type=ACCOUNTING_EVENT_TO_PB[enums.AccountingEventType(record.accounting_event_type)],
+        billing_type=BILLING_TYPE_TO_PB[enums.BillingType(record.billing_type)],
+        status=STATUS_TO_PB[enums.InvoiceStatus(record.status)],
+        customer=customer,
+        contract=contract,
+        number_in_contract=record.number_in_contract or 0,
+        issuer_company_id=record.issuer_company_id or "",
+        receiver_company_id=record.receiver_company_id or "",
+        plan_id=record.plan_id or "",
+        subscription_id=record.subscription_id or "",
+        currency_code=record.currency,
+        sub_total_minor=record.sub_total_minor,
+        total_discount_minor=record.total_discount_minor,
+        total_tax_minor=record.total_tax_minor,
+        credits_minor=record.credits_minor,
+        total_minor=record.total_minor,
+        amount_paid_minor=record.amount_paid_minor,
+        amount_remaining_minor=record.amount_remaining_minor,
+        net_terms=net_terms,
+        issue_date=date_to_pb(record.issue_date),
+        due_date=date_to_pb(record.due_date),
+        submission_time=timestamp_to_pb(record.submitted_at),
+        paid_time=timestamp_to_pb(record.paid_at),
+        service_period=_period(record.period_start, record.period_end),
+        is_partial_period=record.is_partial_period,
+        terms=record.terms or "",
+        description=record.description or "",
+        quantity=record.quantity or "",
+        line_items=[line_item_to_pb(line) for line in record.line_items],
+        payment_means_ids=list(record.payment_means_ids),
+        document_ids=list(record.document_ids),
+        person_ids=list(record.person_ids),
+        order_id=record.order_id or "",
+        create_time=timestamp_to_pb(record.created_at),
+        update_time=timestamp_to_pb(record.updated_at),
+    )

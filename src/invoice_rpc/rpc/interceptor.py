@@ -1,0 +1,134 @@
+"""The edge every rpc passes through: bearer auth, the caller's context, and the mapping of
+errors to statuses (domain errors through rpc/errors.py; anything else is logged with the
+request id and answered as a bare INTERNAL)."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+
+from invoice_rpc.domain.errors import DomainError, Unauthenticated
+from invoice_rpc.logs import log
+from invoice_rpc.rpc.errors import internal_status, rich_status
+from invoice_rpc.service.caller import Caller
+from invoice_rpc.service.tenants import KeyCache, TenantKey, authenticate
+from invoice_rpc.storage.database import Database
+
+logger = logging.getLogger("invoice_rpc.rpc")
+
+# Methods anyone may call: health checks and server reflection.
+PUBLIC_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+_CALLER: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
+_TENANT_KEY: contextvars.ContextVar[TenantKey] = contextvars.ContextVar("tenant_key")
+
+
+def current_caller() -> Caller:
+    """The authenticated caller of the rpc being served."""
+    return _CALLER.get()
+
+
+def current_tenant_key() -> TenantKey:
+    """The authenticated key's tenant facts (e.g. its marketplace customer id)."""
+    return _TENANT_KEY.get()
+
+
+def _metadata_value(metadata: Any, name: str) -> str | None:
+    for key, value in metadata or ():
+        if key == name:
+            return value if isinstance(value, str) else value.decode()
+    return None
+
+
+class EdgeInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.keys = KeyCache()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(PUBLIC_METHOD_PREFIXES):
+            return handler
+        metadata = handler_call_details.invocation_metadata
+        request_id = _metadata_value(metadata, "x-request-id") or str(uuid.uuid4())
+        authorization = _metadata_value(metadata, "authorization")
+        return _wrap(handler, self, method, request_id, authorization)
+
+    async def authenticate(self, authorization: str | None) -> TenantKey:
+        if not authorization or not authorization.lower().startswith("bearer "):
+            raise Unauthenticated("missing `authorization: Bearer <key>` metadata")
+        key = authorization[7:].strip()
+        cached = self.keys.get(key)
+        if cached is not None:
+            return cached
+        async with self.db.read() as session:
+            tenant_key = await authenticate(session, key)
+        self.keys.put(key, tenant_key)
+        return tenant_key
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: BaseException, method: str, request_id: str) -> None:
+    if isinstance(error, DomainError):
+        log(logger, logging.INFO, "rpc.rejected", method=method, request_id=request_id, error=error.message)
+        await context.abort_with_status(rpc_status.to_status(rich_status(error, request_id)))
+    log(logger, logging.ERROR, "rpc.failed", method=method, request_id=request_id)
+    await context.abort_with_status(rpc_status.to_status(internal_status(request_id)))
+
+
+def _wrap(
+    handler: grpc.RpcMethodHandler,
+    edge: EdgeInterceptor,
+    method: str,
+    request_id: str,
+    authorization: str | None,
+) -> grpc.RpcMethodHandler:
+    async def enter(context: grpc.aio.ServicerContext) -> None:
+        tenant_key = await edge.authenticate(authorization)
+        _TENANT_KEY.set(tenant_key)
+        _CALLER.set(Caller(tenant_id=tenant_key.tenant_id, api_key_id=tenant_key.api_key_id, request_id=request_id))
+
+    if handler.unary_unary is not None:
+        behavior = handler.unary_unary
+
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                await enter(context)
+                return await behavior(request, context)
+            except (DomainError, Exception) as error:
+                if isinstance(error, grpc.aio.AbortError):
+                    raise
+                await _abort(context, error, method, request_id)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary, handler.request_deserializer, handler.response_serializer
+        )
+
+    if handler.unary_stream is not None:
+        stream_behavior = handler.unary_stream
+
+        async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                await enter(context)
+                async for response in stream_behavior(request, context):
+                    yield response
+            except (DomainError, Exception) as error:
+                if isinstance(error, grpc.aio.AbortError):
+                    raise
+                await _abort(context, error, method, request_id)
+
+        return grpc.unary_stream_rpc_method_handler(
+            unary_stream, handler.request_deserializer, handler.response_serializer
+        )
+
+    raise TypeError(f"{method}: client-streaming rpcs are not part of this API")

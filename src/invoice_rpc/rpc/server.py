@@ -1,0 +1,80 @@
+"""Building and running the gRPC server: servicers, health, reflection, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from invoice_rpc.logs import log
+from invoice_rpc.rpc.import_servicer import ImportServicer
+from invoice_rpc.rpc.interceptor import EdgeInterceptor
+from invoice_rpc.rpc.invoice_servicer import InvoiceServicer
+from invoice_rpc.storage.database import Database
+from invoice_rpc.v1 import import_service_pb2, import_service_pb2_grpc, invoice_service_pb2, invoice_service_pb2_grpc
+
+logger = logging.getLogger("invoice_rpc.server")
+
+SERVICE_NAMES = (
+    invoice_service_pb2.DESCRIPTOR.services_by_name["InvoiceService"].full_name,
+    import_service_pb2.DESCRIPTOR.services_by_name["ImportService"].full_name,
+)
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+class BuiltServer:
+    """A server bound to its port but not started, with its health servicer."""
+
+    def __init__(self, server: grpc.aio.Server, port: int, health_servicer: health_aio.HealthServicer) -> None:
+        self.server = server
+        self.port = port
+        self.health = health_servicer
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Stop taking new calls, let in-flight ones finish within the grace period."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_seconds)
+
+
+def build_server(db: Database, address: str = "127.0.0.1:0", *, reuse_port: bool = False) -> BuiltServer:
+    """The server with every service registered, bound to `address` (port 0: any free port)."""
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+    ]
+    server = grpc.aio.server(interceptors=[EdgeInterceptor(db)], options=options)
+    invoice_service_pb2_grpc.add_InvoiceServiceServicer_to_server(InvoiceServicer(db), server)
+    import_service_pb2_grpc.add_ImportServiceServicer_to_server(ImportServicer(db), server)
+    health_servicer = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"could not bind {address}")
+    return BuiltServer(server, port, health_servicer)
+
+
+async def run_server(db: Database, address: str, *, grace_seconds: float = 10.0, reuse_port: bool = False) -> None:
+    """Serve until SIGTERM or SIGINT, then drain in-flight calls and return."""
+    built = build_server(db, address, reuse_port=reuse_port)
+    await built.start()
+    log(logger, logging.INFO, "server.started", address=address, port=built.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log(logger, logging.INFO, "server.stopping", grace_seconds=grace_seconds)
+    await built.stop(grace_seconds)
+    log(logger, logging.INFO, "server.stopped")
