@@ -6,11 +6,11 @@ from datetime import UTC, date, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type.date_pb2 import Date
+from invoice_rpc.v1 import resources_pb2 as pb
 
 from invoice_rpc.domain import enums
 from invoice_rpc.domain.errors import ViolationCollector
 from invoice_rpc.service.invoice_records import InvoiceRecord, LineItemRecord
-from invoice_rpc.v1 import resources_pb2 as pb
 
 # Enum tables: proto enum number <-> domain StrEnum. Every other module uses these.
 BILLING_TYPE_TO_PB: dict[enums.BillingType, pb.BillingType.ValueType] = {

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from invoice_rpc.v1 import invoice_service_pb2_grpc
+
 from invoice_rpc.rpc.invoice_reads import InvoiceReadHandlers
 from invoice_rpc.rpc.invoice_writes import InvoiceWriteHandlers
 from invoice_rpc.storage.database import Database
-from invoice_rpc.v1 import invoice_service_pb2_grpc
 
 
 class InvoiceServicer(InvoiceReadHandlers, InvoiceWriteHandlers, invoice_service_pb2_grpc.InvoiceServiceServicer):

@@ -10,13 +10,18 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
+from invoice_rpc.v1 import (
+    import_service_pb2,
+    import_service_pb2_grpc,
+    invoice_service_pb2,
+    invoice_service_pb2_grpc,
+)
 
 from invoice_rpc.logs import log
 from invoice_rpc.rpc.import_servicer import ImportServicer
 from invoice_rpc.rpc.interceptor import EdgeInterceptor
 from invoice_rpc.rpc.invoice_servicer import InvoiceServicer
 from invoice_rpc.storage.database import Database
-from invoice_rpc.v1 import import_service_pb2, import_service_pb2_grpc, invoice_service_pb2, invoice_service_pb2_grpc
 
 logger = logging.getLogger("invoice_rpc.server")
 
