@@ -18,13 +18,13 @@ from pathlib import Path
 import grpc
 import psycopg
 import pytest
+from invoice_rpc.v1 import import_service_pb2_grpc, invoice_service_pb2_grpc
 from sqlalchemy.engine import make_url
 
 from invoice_rpc.rpc.server import BuiltServer, build_server
 from invoice_rpc.service.tenants import create_api_key
 from invoice_rpc.storage import migrate
 from invoice_rpc.storage.database import Database
-from invoice_rpc.v1 import import_service_pb2_grpc, invoice_service_pb2_grpc
 
 PG_ADMIN_URL = os.environ.get("INVOICE_RPC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from invoice_rpc.v1 import invoice_service_pb2 as isvc
+
 from tests.conftest import Api
 
 
