@@ -72,9 +72,7 @@ def date_from_pb(value: Date, field: str, violations: ViolationCollector) -> dat
         return None
 
 
-def optional_date_from_pb(
-    message: object, name: str, field: str, violations: ViolationCollector
-) -> date | None:
+def optional_date_from_pb(message: object, name: str, field: str, violations: ViolationCollector) -> date | None:
     """The Date field `name` of `message` if set, else None."""
     if not message.HasField(name):  # type: ignore[attr-defined]
         return None
@@ -130,7 +128,9 @@ def invoice_to_pb(record: InvoiceRecord) -> pb.Invoice:
         )
     contract = None
     if record.contract_ref is not None:
-        contract = pb.ContractSummary(contract_ref=str(record.contract_ref), contract_number=record.contract_number or 0)
+        contract = pb.ContractSummary(
+            contract_ref=str(record.contract_ref), contract_number=record.contract_number or 0
+        )
     return pb.Invoice(
         invoice_ref=str(record.id),
         invoice_number=record.invoice_number,

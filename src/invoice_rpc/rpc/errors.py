@@ -43,9 +43,7 @@ def rich_status(error: errors.DomainError, request_id: str) -> status_pb2.Status
         details.append(_pack(bad_request))
     details.append(
         _pack(
-            error_details_pb2.ErrorInfo(
-                reason=_reason(error), domain=ERROR_DOMAIN, metadata={"request_id": request_id}
-            )
+            error_details_pb2.ErrorInfo(reason=_reason(error), domain=ERROR_DOMAIN, metadata={"request_id": request_id})
         )
     )
     return status_pb2.Status(code=code.value[0], message=error.message, details=details)
@@ -56,7 +54,9 @@ def internal_status(request_id: str) -> status_pb2.Status:
         code=code_pb2.INTERNAL,
         message=f"internal error; request id {request_id}",
         details=[
-            _pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN, metadata={"request_id": request_id}))
+            _pack(
+                error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN, metadata={"request_id": request_id})
+            )
         ],
     )
 
