@@ -1,0 +1,250 @@
+"""Invoice exports as CSV or JSON, produced as a stream of ~64 KiB byte chunks in constant memory
+(invoices come in batches from a server-side cursor; only one batch and one chunk are held).
+
+Amounts are major-unit decimal strings in the invoice's currency (USD "99.00", JPY "500", KWD
+"1.234"), always beside `currency`; timestamps are ISO 8601 in UTC, dates YYYY-MM-DD; absent
+values are empty cells (CSV) or null (JSON).
+
+CSV (RFC 4180, CRLF line ends, header row), columns in this order:
+    invoice_ref, invoice_number, external_id, data_source_id, document_type_code,
+    accounting_event_type, billing_type, status, customer_ref, customer_id, customer_name,
+    contract_ref, contract_number, number_in_contract, issuer_company_id, receiver_company_id,
+    plan_id, subscription_id, currency, sub_total, total_discount, total_tax, credits, total,
+    amount_paid, amount_remaining, net_terms_days, payment_term, issue_date, due_date,
+    submitted_at, paid_at, service_period_start, service_period_end, description, created_at,
+    updated_at
+and, with line items, one row per line (invoice columns repeated; an invoice without lines gives
+one row with these left empty):
+    line_position, line_sku, line_name, line_description, line_quantity, line_unit,
+    line_unit_price, line_discount, line_tax_rate, line_tax_category, line_sub_total, line_tax,
+    line_total, line_period_start, line_period_end
+
+JSON: one array of objects with the invoice keys above (snake_case; `service_period_start`/`_end`
+as written), plus, with line items, `line_items`: an array of objects whose keys are the line
+columns without the `line_` prefix (`position`, `sku`, `name`, ..., `period_end`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import AsyncGenerator, Iterable
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from invoice_rpc.domain.money import format_major
+from invoice_rpc.service.invoice_queries import InvoiceQuery, InvoiceSort, stream_invoice_batches
+from invoice_rpc.service.invoice_records import InvoiceRecord, LineItemRecord
+
+CHUNK_BYTES = 64 * 1024
+# Invoices read per round trip; with lines a batch may hold many more rows.
+EXPORT_BATCH_SIZE = 200
+
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    JSON = "json"
+
+
+CONTENT_TYPES: dict[ExportFormat, str] = {
+    ExportFormat.CSV: "text/csv; charset=utf-8",
+    ExportFormat.JSON: "application/json",
+}
+
+
+def export_filename(export_format: ExportFormat, now: datetime) -> str:
+    """invoices-20260201-093000.csv (the time in UTC)."""
+    return f"invoices-{now.astimezone(UTC):%Y%m%d-%H%M%S}.{export_format.value}"
+
+
+def content_disposition(export_format: ExportFormat, now: datetime) -> str:
+    return f'attachment; filename="{export_filename(export_format, now)}"'
+
+
+def _text(value: Any) -> Any:
+    """A JSON-ready scalar: ISO 8601 for dates and times (UTC), str for ids, None kept."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def invoice_fields(record: InvoiceRecord) -> dict[str, Any]:
+    """The invoice's export columns, in order (values JSON-ready; None when absent)."""
+    cur = record.currency
+    values: dict[str, Any] = {
+        "invoice_ref": record.id,
+        "invoice_number": record.invoice_number,
+        "external_id": record.external_id,
+        "data_source_id": record.data_source_id,
+        "document_type_code": record.document_type_code,
+        "accounting_event_type": record.accounting_event_type,
+        "billing_type": record.billing_type,
+        "status": record.status,
+        "customer_ref": record.customer_ref,
+        "customer_id": record.customer_external_id,
+        "customer_name": record.customer_name,
+        "contract_ref": record.contract_ref,
+        "contract_number": record.contract_number,
+        "number_in_contract": record.number_in_contract,
+        "issuer_company_id": record.issuer_company_id,
+        "receiver_company_id": record.receiver_company_id,
+        "plan_id": record.plan_id,
+        "subscription_id": record.subscription_id,
+        "currency": cur,
+        "sub_total": format_major(record.sub_total_minor, cur),
+        "total_discount": format_major(record.total_discount_minor, cur),
+        "total_tax": format_major(record.total_tax_minor, cur),
+        "credits": format_major(record.credits_minor, cur),
+        "total": format_major(record.total_minor, cur),
+        "amount_paid": format_major(record.amount_paid_minor, cur),
+        "amount_remaining": format_major(record.amount_remaining_minor, cur),
+        "net_terms_days": record.net_terms_days,
+        "payment_term": record.payment_term,
+        "issue_date": record.issue_date,
+        "due_date": record.due_date,
+        "submitted_at": record.submitted_at,
+        "paid_at": record.paid_at,
+        "service_period_start": record.period_start,
+        "service_period_end": record.period_end,
+        "description": record.description,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+    return {k: _text(v) for k, v in values.items()}
+
+
+def line_fields(line: LineItemRecord, currency: str) -> dict[str, Any]:
+    """A line's export columns, in order, without the CSV `line_` prefix."""
+    values: dict[str, Any] = {
+        "position": line.position,
+        "sku": line.sku,
+        "name": line.name,
+        "description": line.description,
+        "quantity": line.quantity,
+        "unit": line.unit,
+        "unit_price": format_major(line.unit_price_minor, currency),
+        "discount": format_major(line.discount_minor, currency),
+        "tax_rate": line.tax_rate,
+        "tax_category": line.tax_category,
+        "sub_total": format_major(line.sub_total_minor, currency),
+        "tax": format_major(line.tax_minor, currency),
+        "total": format_major(line.total_minor, currency),
+        "period_start": line.period_start,
+        "period_end": line.period_end,
+    }
+    return {k: _text(v) for k, v in values.items()}
+
+
+INVOICE_COLUMNS: tuple[str, ...] = tuple(
+    "invoice_ref invoice_number external_id data_source_id document_type_code accounting_event_type billing_type "
+    "status customer_ref customer_id customer_name contract_ref contract_number number_in_contract "
+    "issuer_company_id receiver_company_id plan_id subscription_id currency sub_total total_discount total_tax "
+    "credits total amount_paid amount_remaining net_terms_days payment_term issue_date due_date submitted_at "
+    "paid_at service_period_start service_period_end description created_at updated_at".split()
+)
+LINE_COLUMNS: tuple[str, ...] = tuple(
+    "position sku name description quantity unit unit_price discount tax_rate tax_category sub_total tax total "
+    "period_start period_end".split()
+)
+
+
+class _ChunkBuffer:
+    """Collects text and hands out UTF-8 chunks of at least CHUNK_BYTES (the last may be smaller)."""
+
+    def __init__(self, chunk_bytes: int) -> None:
+        self.chunk_bytes = chunk_bytes
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, text: str) -> None:
+        data = text.encode("utf-8")
+        self.parts.append(data)
+        self.size += len(data)
+
+    def full(self) -> bool:
+        return self.size >= self.chunk_bytes
+
+    def take(self) -> bytes:
+        data = b"".join(self.parts)
+        self.parts.clear()
+        self.size = 0
+        return data
+
+
+def _csv_line(values: Iterable[Any]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow("" if v is None else v for v in values)
+    return out.getvalue()
+
+
+def _csv_rows(record: InvoiceRecord, with_line_items: bool) -> Iterable[str]:
+    fields = invoice_fields(record)
+    invoice = [fields[c] for c in INVOICE_COLUMNS]
+    if not with_line_items:
+        yield _csv_line(invoice)
+        return
+    if not record.line_items:
+        yield _csv_line(invoice + [None] * len(LINE_COLUMNS))
+        return
+    for line in record.line_items:
+        line_values = line_fields(line, record.currency)
+        yield _csv_line(invoice + [line_values[c] for c in LINE_COLUMNS])
+
+
+def _json_object(record: InvoiceRecord, with_line_items: bool) -> str:
+    obj = invoice_fields(record)
+    if with_line_items:
+        obj["line_items"] = [line_fields(line, record.currency) for line in record.line_items]
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+async def export_chunks(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    query: InvoiceQuery,
+    sort: InvoiceSort,
+    export_format: ExportFormat,
+    *,
+    with_line_items: bool = True,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> AsyncGenerator[bytes, None]:
+    """The export file as byte chunks of about `chunk_bytes` each; always at least one chunk (an
+    empty export is the CSV header alone, or `[]`). The caller validates `query` beforehand."""
+    buffer = _ChunkBuffer(chunk_bytes)
+    if export_format is ExportFormat.CSV:
+        header = list(INVOICE_COLUMNS)
+        if with_line_items:
+            header += [f"line_{c}" for c in LINE_COLUMNS]
+        buffer.write(_csv_line(header))
+    else:
+        buffer.write("[")
+    first = True
+    batches = stream_invoice_batches(
+        session, tenant_id, query, sort, batch_size=EXPORT_BATCH_SIZE, with_line_items=with_line_items
+    )
+    try:
+        async for batch in batches:
+            for record in batch:
+                if export_format is ExportFormat.CSV:
+                    for row in _csv_rows(record, with_line_items):
+                        buffer.write(row)
+                else:
+                    buffer.write(("" if first else ",") + _json_object(record, with_line_items))
+                first = False
+                if buffer.full():
+                    yield buffer.take()
+    finally:
+        # Close the cursor now, not whenever the generator is garbage-collected.
+        await batches.aclose()
+    if export_format is ExportFormat.JSON:
+        buffer.write("]")
+    yield buffer.take()

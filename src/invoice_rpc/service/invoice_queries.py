@@ -1,0 +1,326 @@
+"""Which invoices a reader asked for, in what order, one page (or batch) at a time.
+
+`InvoiceQuery` is the filter in domain terms, `InvoiceSort` the order (whitelisted columns,
+ties broken by id in the same direction), `PageRequest` the page. `list_invoices` serves two
+kinds of pages:
+
+- numbered pages (`page` >= 1): OFFSET/LIMIT with a COUNT of the matches, for callers that want
+  "page 3 of 7". No next_page_token is issued in this mode; the caller asks for page + 1.
+- keyset pages (no `page`): the token names the last row read (sort value, id), and the next
+  page starts strictly after it, so rows inserted between pages cause neither duplicates nor
+  skips of rows that existed before. The token also carries the sort and a hash of the filter:
+  a token used with another filter or sort is refused, not silently misapplied.
+
+Every statement filters on the tenant first; user input is only ever a bound parameter.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import AsyncGenerator
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from invoice_rpc.domain.enums import BillingType, DateField, InvoiceStatus, SortDirection, SortField
+from invoice_rpc.domain.errors import InvalidArgument, ViolationCollector
+from invoice_rpc.domain.money import is_currency
+from invoice_rpc.service.invoice_records import InvoiceRecord, attach_children, invoice_record_select, record_from_row
+from invoice_rpc.service.page_tokens import decode_page_token, encode_page_token, fingerprint
+from invoice_rpc.storage import models as m
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+DEFAULT_BATCH_SIZE = 500
+MAX_BATCH_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceQuery:
+    """Which invoices: every condition given must hold; a repeated one matches any of its values."""
+
+    billing_types: tuple[BillingType, ...] = ()
+    statuses: tuple[InvoiceStatus, ...] = ()
+    customer_refs: tuple[uuid.UUID, ...] = ()
+    contract_refs: tuple[uuid.UUID, ...] = ()
+    issuer_company_id: str | None = None  # the company's external id, as Invoice shows it
+    receiver_company_id: str | None = None
+    data_source_id: uuid.UUID | None = None
+    currency: str | None = None
+    date_field: DateField = DateField.ISSUE_DATE
+    start_date: date | None = None  # inclusive
+    end_date: date | None = None  # inclusive
+
+    def check(self, violations: ViolationCollector, prefix: str = "filter") -> None:
+        """Add the query's business-rule violations, named `<prefix>.<field>`."""
+        if self.currency is not None and not is_currency(self.currency):
+            violations.add(f"{prefix}.currency_code", f"{self.currency!r} is not an ISO 4217 currency code")
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            violations.add(f"{prefix}.end_date", "must not be before start_date")
+
+    def fingerprint(self) -> str:
+        return fingerprint(asdict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceSort:
+    field: SortField = SortField.CREATED_AT
+    direction: SortDirection = SortDirection.DESC
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """A page: `page` >= 1 asks for a numbered page, otherwise `page_token` (or none: the first)
+    continues keyset pages. `page_size` 0 means the default."""
+
+    page_size: int = 0
+    page: int = 0
+    page_token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PageInfo:
+    current_page: int
+    per_page: int
+    total: int
+    last_page: int
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePage:
+    invoices: list[InvoiceRecord]
+    next_page_token: str  # "" on the last page and for numbered pages
+    page_info: PageInfo | None  # set for numbered pages only
+
+
+@dataclass(frozen=True, slots=True)
+class _Cursor:
+    sort_value: Any
+    last_id: uuid.UUID
+
+
+# The whitelist: the only columns a caller can sort by.
+_SORT_COLUMNS: dict[SortField, Any] = {
+    SortField.CREATED_AT: m.Invoice.created_at,
+    SortField.ISSUE_DATE: m.Invoice.issue_date,
+    SortField.BILLING_TYPE: m.Invoice.billing_type,
+    SortField.TOTAL_AMOUNT: m.Invoice.total_minor,
+    SortField.INVOICE_NUMBER: m.Invoice.invoice_number,
+}
+
+
+def resolve_size(value: int, field: str, violations: ViolationCollector, *, default: int, maximum: int) -> int:
+    """A page or batch size: 0 gives the default; below 0 or above the maximum is a violation."""
+    if value == 0:
+        return default
+    if value < 0 or value > maximum:
+        violations.add(field, f"must be between 1 and {maximum} (got {value})")
+        return default
+    return value
+
+
+def check_list_request(
+    query: InvoiceQuery, sort: InvoiceSort, page_request: PageRequest, violations: ViolationCollector
+) -> None:
+    """Add every violation of a ListInvoices request (filter, page size, page, token) at once."""
+    query.check(violations)
+    resolve_size(page_request.page_size, "page_size", violations, default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
+    if page_request.page < 0:
+        violations.add("page", "must be 1 or more (or unset for keyset pages)")
+    if page_request.page and page_request.page_token:
+        violations.add("page", "cannot be combined with page_token")
+    elif page_request.page_token:
+        try:
+            _decode_cursor(page_request.page_token, query, sort)
+        except InvalidArgument as error:
+            violations.violations.extend(error.violations)
+
+
+def invoice_filter_clauses(tenant_id: uuid.UUID, query: InvoiceQuery) -> list[ColumnElement[bool]]:
+    """WHERE conditions on m.Invoice (no joins needed) for the tenant's invoices matching `query`."""
+    clauses: list[ColumnElement[bool]] = [m.Invoice.tenant_id == tenant_id]
+    if query.billing_types:
+        clauses.append(m.Invoice.billing_type.in_([str(t) for t in query.billing_types]))
+    if query.statuses:
+        clauses.append(m.Invoice.status.in_([str(s) for s in query.statuses]))
+    if query.customer_refs:
+        clauses.append(m.Invoice.customer_id.in_(query.customer_refs))
+    if query.contract_refs:
+        clauses.append(m.Invoice.contract_id.in_(query.contract_refs))
+    if query.issuer_company_id is not None:
+        clauses.append(m.Invoice.issuer_company_id.in_(_company_ids(tenant_id, query.issuer_company_id)))
+    if query.receiver_company_id is not None:
+        clauses.append(m.Invoice.receiver_company_id.in_(_company_ids(tenant_id, query.receiver_company_id)))
+    if query.data_source_id is not None:
+        clauses.append(m.Invoice.data_source_id == query.data_source_id)
+    if query.currency is not None:
+        clauses.append(m.Invoice.currency == query.currency)
+    if query.date_field is DateField.CREATED_AT:
+        # created_at is a timestamp: a date range is [start 00:00 UTC, day after end 00:00 UTC).
+        if query.start_date is not None:
+            clauses.append(m.Invoice.created_at >= _utc_midnight(query.start_date))
+        if query.end_date is not None:
+            clauses.append(m.Invoice.created_at < _utc_midnight(query.end_date + timedelta(days=1)))
+    else:
+        if query.start_date is not None:
+            clauses.append(m.Invoice.issue_date >= query.start_date)
+        if query.end_date is not None:
+            clauses.append(m.Invoice.issue_date <= query.end_date)
+    return clauses
+
+
+def ordered_invoice_select(tenant_id: uuid.UUID, query: InvoiceQuery, sort: InvoiceSort) -> Select[Any]:
+    """`invoice_record_select()` of the matching invoices in the requested order (ties by id)."""
+    column = _SORT_COLUMNS[sort.field]
+    if sort.direction is SortDirection.ASC:
+        order = (column.asc(), m.Invoice.id.asc())
+    else:
+        order = (column.desc(), m.Invoice.id.desc())
+    return invoice_record_select().where(*invoice_filter_clauses(tenant_id, query)).order_by(*order)
+
+
+async def list_invoices(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    query: InvoiceQuery,
+    sort: InvoiceSort,
+    page_request: PageRequest,
+    *,
+    with_line_items: bool = False,
+) -> InvoicePage:
+    """One page of the tenant's matching invoices (see the module docstring for the two modes).
+    InvalidArgument if the request breaks a rule of `check_list_request`."""
+    violations = ViolationCollector()
+    check_list_request(query, sort, page_request, violations)
+    violations.raise_if_any()
+    page_size = page_request.page_size or DEFAULT_PAGE_SIZE
+    stmt = ordered_invoice_select(tenant_id, query, sort)
+
+    if page_request.page:
+        count_stmt = select(func.count()).select_from(m.Invoice).where(*invoice_filter_clauses(tenant_id, query))
+        total = int((await session.execute(count_stmt)).scalar_one())
+        rows = (await session.execute(stmt.offset((page_request.page - 1) * page_size).limit(page_size))).all()
+        records = await attach_children(session, [record_from_row(r) for r in rows], with_line_items=with_line_items)
+        info = PageInfo(
+            current_page=page_request.page,
+            per_page=page_size,
+            total=total,
+            last_page=max(1, math.ceil(total / page_size)),
+        )
+        return InvoicePage(invoices=records, next_page_token="", page_info=info)
+
+    if page_request.page_token:
+        cursor = _decode_cursor(page_request.page_token, query, sort)
+        stmt = stmt.where(_after_cursor(sort, cursor))
+    # One row more than asked says whether another page exists, without a COUNT.
+    rows = (await session.execute(stmt.limit(page_size + 1))).all()
+    has_more = len(rows) > page_size
+    records = await attach_children(
+        session, [record_from_row(r) for r in rows[:page_size]], with_line_items=with_line_items
+    )
+    next_token = _encode_cursor(records[-1], query, sort) if has_more else ""
+    return InvoicePage(invoices=records, next_page_token=next_token, page_info=None)
+
+
+async def stream_invoice_batches(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    query: InvoiceQuery,
+    sort: InvoiceSort,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    with_line_items: bool = False,
+) -> AsyncGenerator[list[InvoiceRecord], None]:
+    """Every matching invoice, in order, as lists of at most `batch_size` records.
+
+    Memory stays constant whatever the number of invoices: rows come from a server-side cursor
+    on PostgreSQL (`yield_per`), and children are loaded per batch. The cursor is closed when the
+    iteration ends, fails or is closed early by the consumer."""
+    stmt = ordered_invoice_select(tenant_id, query, sort).execution_options(yield_per=batch_size)
+    result = await session.stream(stmt)
+    try:
+        async for rows in result.partitions():
+            records = [record_from_row(r) for r in rows]
+            yield await attach_children(session, records, with_line_items=with_line_items)
+    finally:
+        await result.close()
+
+
+def _company_ids(tenant_id: uuid.UUID, external_id: str) -> Select[Any]:
+    return select(m.Company.id).where(m.Company.tenant_id == tenant_id, m.Company.external_id == external_id)
+
+
+def _utc_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def _after_cursor(sort: InvoiceSort, cursor: _Cursor) -> ColumnElement[bool]:
+    """Rows strictly after the cursor in sort order, written as OR/AND so that it reads the same
+    on every database (no row-value comparison)."""
+    column = _SORT_COLUMNS[sort.field]
+    if sort.direction is SortDirection.ASC:
+        return or_(column > cursor.sort_value, and_(column == cursor.sort_value, m.Invoice.id > cursor.last_id))
+    return or_(column < cursor.sort_value, and_(column == cursor.sort_value, m.Invoice.id < cursor.last_id))
+
+
+def _sort_value_to_json(field: SortField, record: InvoiceRecord) -> Any:
+    if field is SortField.CREATED_AT:
+        return record.created_at.astimezone(UTC).isoformat()
+    if field is SortField.ISSUE_DATE:
+        return record.issue_date.isoformat()
+    if field is SortField.TOTAL_AMOUNT:
+        return record.total_minor
+    if field is SortField.BILLING_TYPE:
+        return record.billing_type
+    return record.invoice_number
+
+
+def _sort_value_from_json(field: SortField, value: Any) -> Any:
+    """The typed sort value of a token; ValueError/TypeError if it is not of the field's type."""
+    if field is SortField.CREATED_AT:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return parsed
+    if field is SortField.ISSUE_DATE:
+        return date.fromisoformat(value)
+    if field is SortField.TOTAL_AMOUNT:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError("not an integer")
+        return value
+    if not isinstance(value, str):
+        raise TypeError("not a string")
+    return value
+
+
+def _encode_cursor(last: InvoiceRecord, query: InvoiceQuery, sort: InvoiceSort) -> str:
+    return encode_page_token(
+        {
+            "sort": str(sort.field),
+            "dir": str(sort.direction),
+            "value": _sort_value_to_json(sort.field, last),
+            "id": str(last.id),
+            "filter": query.fingerprint(),
+        }
+    )
+
+
+def _decode_cursor(token: str, query: InvoiceQuery, sort: InvoiceSort) -> _Cursor:
+    payload = decode_page_token(token)
+    if (
+        payload.get("sort") != str(sort.field)
+        or payload.get("dir") != str(sort.direction)
+        or payload.get("filter") != query.fingerprint()
+    ):
+        raise InvalidArgument.single("page_token", "was issued for another filter or sort order")
+    try:
+        return _Cursor(
+            sort_value=_sort_value_from_json(sort.field, payload.get("value")),
+            last_id=uuid.UUID(str(payload.get("id"))),
+        )
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument.single("page_token", "is not a page token this service issued") from exc
