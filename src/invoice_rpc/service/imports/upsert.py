@@ -1,0 +1,214 @@
+"""The one upsert mechanism behind every import rpc.
+
+A batch is 1..1000 items keyed by external id (and data source, where the entity has one).
+Each item is checked on its own; a bad item becomes an `error` result and the others still
+land. The normalized columns of an item are hashed into a fingerprint: an existing row with
+the same fingerprint is `unchanged` and is not written at all. Existing rows of the whole
+batch are loaded with one query; inserts go out as one executemany.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from invoice_rpc.domain.enums import ImportStatus
+from invoice_rpc.domain.errors import Aborted, InvalidArgument
+from invoice_rpc.service.caller import Caller
+
+MAX_BATCH_ITEMS = 1000
+MAX_EXTERNAL_ID_LENGTH = 200
+
+
+class ImportItem(Protocol):
+    """What every import item has: the caller's id for the thing."""
+
+    @property
+    def id(self) -> str: ...
+
+
+ItemT = TypeVar("ItemT", bound=ImportItem)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """Outcome of one item, in input order; `error` is set only for ImportStatus.ERROR."""
+
+    id: str
+    status: ImportStatus
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """An item reduced to the columns it sets; `data_source_id` is part of the key when the
+    entity is keyed by data source (else None)."""
+
+    data_source_id: uuid.UUID | None
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenRow:
+    """A row the batch inserted (`before` is None) or updated (`before` holds the old values
+    of the columns the import sets)."""
+
+    row_id: uuid.UUID
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+
+
+def jsonable(value: Any) -> Any:
+    """A column value as JSON: ids, dates, timestamps and decimals become strings."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def fingerprint(values: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of the normalized columns (sorted keys, no spaces)."""
+    canonical = json.dumps(jsonable(values), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class UpsertSpec(Generic[ItemT]):
+    """How one entity is imported. Subclasses set `model`, `label` and `request_field`, and
+    implement `normalize`; the hooks have do-nothing defaults.
+
+    A spec instance lives for one batch: it holds the batch's reference lookups (data sources,
+    customers, plans), which the entity module loads set-based before calling `upsert_batch`.
+    """
+
+    model: ClassVar[type[Any]]
+    # Used in messages: "Missing invoice ID", "Duplicate invoice ID inv_1 in this batch".
+    label: ClassVar[str]
+    # The request's repeated field, named in INVALID_ARGUMENT for an empty or oversized batch.
+    request_field: ClassVar[str]
+    keyed_by_data_source: ClassVar[bool] = False
+
+    def normalize(self, item: ItemT, problems: list[str]) -> Normalized:
+        """The item's columns (without tenant_id, external_id and fingerprint); every problem
+        found is appended to `problems` (then the returned value is ignored)."""
+        raise NotImplementedError
+
+    def update_problem(self, row: Any, item: ItemT) -> str | None:
+        """Why an existing row may not take a changed item (e.g. an invoiced order), if so."""
+        return None
+
+    async def complete_inserts(self, session: AsyncSession, caller: Caller, inserts: list[dict[str, Any]]) -> None:
+        """Add the columns only a new row gets (e.g. an invoice number) to each insert."""
+
+    def apply_update(self, row: Any, values: dict[str, Any]) -> None:
+        """Set the imported columns on an existing row; override to derive others from them."""
+        for name, value in values.items():
+            setattr(row, name, value)
+
+    async def after_write(self, session: AsyncSession, caller: Caller, written: list[WrittenRow]) -> None:
+        """Runs once per batch after every insert and update is flushed (audit, queues)."""
+
+
+def check_batch_size(count: int, request_field: str) -> None:
+    """INVALID_ARGUMENT naming the repeated field unless 1 <= count <= 1000."""
+    if not 1 <= count <= MAX_BATCH_ITEMS:
+        raise InvalidArgument.single(request_field, f"must hold 1 to {MAX_BATCH_ITEMS} items, got {count}")
+
+
+async def upsert_batch(
+    session: AsyncSession, caller: Caller, items: Sequence[ItemT], spec: UpsertSpec[ItemT]
+) -> list[ImportResult]:
+    """Insert or update every valid item; one result per item, in input order."""
+    check_batch_size(len(items), spec.request_field)
+    model = spec.model
+    results: list[ImportResult | None] = [None] * len(items)
+    accepted: list[tuple[int, tuple[uuid.UUID | None, str], Normalized]] = []
+    seen_keys: set[tuple[uuid.UUID | None, str]] = set()
+    for index, item in enumerate(items):
+        problems: list[str] = []
+        external_id = item.id.strip()
+        if not external_id:
+            problems.append(f"Missing {spec.label} ID")
+        elif len(external_id) > MAX_EXTERNAL_ID_LENGTH:
+            problems.append(f"{spec.label.capitalize()} ID must be at most {MAX_EXTERNAL_ID_LENGTH} characters")
+        normalized = spec.normalize(item, problems)
+        if problems:
+            results[index] = ImportResult(item.id, ImportStatus.ERROR, "; ".join(problems))
+            continue
+        key = (normalized.data_source_id if spec.keyed_by_data_source else None, external_id)
+        if key in seen_keys:
+            results[index] = ImportResult(
+                item.id, ImportStatus.ERROR, f"Duplicate {spec.label} ID {external_id} in this batch"
+            )
+            continue
+        seen_keys.add(key)
+        accepted.append((index, key, normalized))
+
+    existing = await _load_existing(session, caller.tenant_id, spec, {key[1] for _, key, _ in accepted})
+    inserts: list[dict[str, Any]] = []
+    written: list[WrittenRow] = []
+    for index, key, normalized in accepted:
+        item = items[index]
+        values = {"external_id": key[1], **normalized.values}
+        if spec.keyed_by_data_source:
+            values["data_source_id"] = normalized.data_source_id
+        item_fingerprint = fingerprint(values)
+        row = existing.get(key)
+        if row is None:
+            inserts.append(
+                {"id": uuid.uuid4(), "tenant_id": caller.tenant_id, **values, "fingerprint": item_fingerprint}
+            )
+            results[index] = ImportResult(item.id, ImportStatus.INSERTED)
+        elif row.fingerprint == item_fingerprint:
+            results[index] = ImportResult(item.id, ImportStatus.UNCHANGED)
+        elif (problem := spec.update_problem(row, item)) is not None:
+            results[index] = ImportResult(item.id, ImportStatus.ERROR, problem)
+        else:
+            before = {name: getattr(row, name) for name in values}
+            spec.apply_update(row, values)
+            row.fingerprint = item_fingerprint
+            written.append(WrittenRow(row.id, before, values))
+            results[index] = ImportResult(item.id, ImportStatus.UPDATED)
+
+    # Updates first: they are already in the session and a unit of work flushes them together.
+    await session.flush()
+    if inserts:
+        await spec.complete_inserts(session, caller, inserts)
+        try:
+            await session.execute(insert(model), inserts)
+        except IntegrityError as exc:
+            # Another transaction inserted one of these keys after our lookup.
+            raise Aborted(f"a concurrent import wrote the same {spec.label} IDs; retry the batch") from exc
+        written.extend(WrittenRow(values["id"], None, values) for values in inserts)
+    if written:
+        await spec.after_write(session, caller, written)
+    return [result for result in results if result is not None]
+
+
+async def _load_existing(
+    session: AsyncSession, tenant_id: uuid.UUID, spec: UpsertSpec[Any], external_ids: set[str]
+) -> dict[tuple[uuid.UUID | None, str], Any]:
+    """The batch's existing rows by key, in one query (ids of other data sources are dropped)."""
+    if not external_ids:
+        return {}
+    model = spec.model
+    rows = (
+        await session.execute(
+            select(model).where(model.tenant_id == tenant_id, model.external_id.in_(sorted(external_ids)))
+        )
+    ).scalars()
+    return {(row.data_source_id if spec.keyed_by_data_source else None, row.external_id): row for row in rows}
