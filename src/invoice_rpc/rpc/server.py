@@ -18,6 +18,7 @@ from invoice_rpc.v1 import (
 )
 
 from invoice_rpc.logs import log
+from invoice_rpc.rpc.faces import FACE_SERVICE_NAMES, add_face_servicers
 from invoice_rpc.rpc.import_servicer import ImportServicer
 from invoice_rpc.rpc.interceptor import EdgeInterceptor
 from invoice_rpc.rpc.invoice_servicer import InvoiceServicer
@@ -28,6 +29,7 @@ logger = logging.getLogger("invoice_rpc.server")
 SERVICE_NAMES = (
     invoice_service_pb2.DESCRIPTOR.services_by_name["InvoiceService"].full_name,
     import_service_pb2.DESCRIPTOR.services_by_name["ImportService"].full_name,
+    *FACE_SERVICE_NAMES,
 )
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
@@ -61,6 +63,7 @@ def build_server(db: Database, address: str = "127.0.0.1:0", *, reuse_port: bool
     server = grpc.aio.server(interceptors=[EdgeInterceptor(db)], options=options)
     invoice_service_pb2_grpc.add_InvoiceServiceServicer_to_server(InvoiceServicer(db), server)
     import_service_pb2_grpc.add_ImportServiceServicer_to_server(ImportServicer(db), server)
+    add_face_servicers(server, db)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

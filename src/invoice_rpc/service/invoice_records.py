@@ -160,9 +160,7 @@ async def attach_children(
     payment_means = await _linked_external_ids(
         session, m.InvoicePaymentMeans, m.InvoicePaymentMeans.payment_means_id, m.PaymentMeans, ids
     )
-    documents = await _linked_external_ids(
-        session, m.InvoiceDocument, m.InvoiceDocument.document_id, m.Document, ids
-    )
+    documents = await _linked_external_ids(session, m.InvoiceDocument, m.InvoiceDocument.document_id, m.Document, ids)
     people = await _linked_external_ids(session, m.InvoicePerson, m.InvoicePerson.person_id, m.Person, ids)
     return [
         replace(

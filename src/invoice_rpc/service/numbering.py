@@ -46,6 +46,3 @@ async def next_invoice_number(session: AsyncSession, tenant_id: uuid.UUID, year:
     """The next number of the tenant's series for `year`."""
     [number] = await reserve_invoice_numbers(session, tenant_id, year, 1)
     return number
-
-
-

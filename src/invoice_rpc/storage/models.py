@@ -135,9 +135,7 @@ class CustomerMetric(Base):
 
     __tablename__ = "customer_metrics"
 
-    customer_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
-    )
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     tenant_id: Mapped[uuid.UUID] = _tenant_fk()
     invoiced_minor: Mapped[int] = mapped_column(BigInteger)
@@ -158,9 +156,7 @@ class MetricJob(Base):
 
     __tablename__ = "metric_jobs"
 
-    customer_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
-    )
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     tenant_id: Mapped[uuid.UUID] = _tenant_fk()
     generation: Mapped[int] = mapped_column(BigInteger, default=1)
     locked_until: Mapped[datetime | None] = mapped_column(index=True)
