@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import importlib.metadata
 import itertools
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -21,7 +21,6 @@ from invoice_rpc.logs import log
 
 logger = logging.getLogger("invoice_rpc.gateway")
 
-_PR_SET_PDEATHSIG = 1
 _INSTANCES = itertools.count()
 
 
@@ -38,12 +37,16 @@ def envoy_binary() -> Path:
     return Path(sys.executable).parent / "envoy"
 
 
-def _die_with_parent() -> None:
-    # Runs in the child before exec: on Linux the kernel kills Envoy when its parent dies, so a
-    # crashed or SIGKILLed test run or server does not leave Envoy holding its ports.
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _die_with_parent_prefix() -> list[str]:
+    """A command prefix that makes the kernel kill Envoy when its parent dies, so a crashed or
+    SIGKILLed server or test run does not leave Envoy holding its ports.
+
+    util-linux's `setpriv` sets the parent-death signal and execs Envoy. Not a `preexec_fn`:
+    that forces a plain fork() of a process running gRPC, whose fork handlers then abort the
+    child ("epoll_wait error: Bad file descriptor") before it can exec.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL"] if setpriv and sys.platform.startswith("linux") else []
 
 
 class EnvoyNotReady(RuntimeError):
@@ -98,6 +101,7 @@ class EnvoyProcess:
         # rules out any collision between parallel Envoys (test sessions, several gateways).
         base_id = (os.getpid() % 100_000) * 100 + next(_INSTANCES) % 100
         self._process = await asyncio.create_subprocess_exec(
+            *_die_with_parent_prefix(),
             str(envoy_binary()),
             "--config-path",
             str(self.config_path),
@@ -111,7 +115,6 @@ class EnvoyProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=asyncio.subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
         )
         log(logger, logging.INFO, "envoy.starting", pid=self._process.pid, config=str(self.config_path))
         try:
