@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 # Reinstall only when a pyproject.toml is newer than the last install.
 INSTALLED := $(VENV)/.installed
 GRPC_PORT ?= 50051
+HTTP_PORT ?= 8080
+ADMIN_PORT ?= 9901
 
 .PHONY: setup run test gen lint typecheck clean
 
@@ -19,12 +21,13 @@ $(INSTALLED): $(BIN)/python pyproject.toml clients/python/pyproject.toml
 
 setup: $(INSTALLED)
 
-# Migrate and seed the SQLite file in var/, print a demo key and a first call, then serve on
-# $(GRPC_PORT) until Ctrl-C. The database is $$INVOICE_RPC_DATABASE_URL if set.
+# Migrate and seed the SQLite file in var/, print a demo key, a gRPC call and a curl line, then run
+# the gRPC server ($(GRPC_PORT)), the metrics worker and Envoy (REST on $(HTTP_PORT)) until Ctrl-C.
+# The database is $$INVOICE_RPC_DATABASE_URL if set.
 run: setup
 	$(BIN)/invoice-rpc --log-level WARNING migrate
-	$(BIN)/invoice-rpc --log-level WARNING seed --demo --grpc-port $(GRPC_PORT)
-	$(BIN)/invoice-rpc serve --grpc-port $(GRPC_PORT)
+	$(BIN)/invoice-rpc --log-level WARNING seed --demo --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT)
+	$(BIN)/invoice-rpc --log-level WARNING up --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT) --admin-port $(ADMIN_PORT)
 
 # The whole suite, on SQLite and PostgreSQL ($$INVOICE_RPC_TEST_PG_URL, default
 # postgresql://postgres@127.0.0.1:5432/test; with CI=true PostgreSQL is mandatory).

@@ -13,6 +13,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -278,6 +280,55 @@ async def test_serve_runs_the_metrics_worker_that_recalculates_queued_customers(
     assert customer.metrics[0].invoice_count >= 3
 
 
+def child_pids(pid: int) -> list[int]:
+    """The pids of a process's direct children (Linux /proc)."""
+    pids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(child) for child in (task / "children").read_text().split()]
+    return pids
+
+
+def pid_exists(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and "Z" not in _proc_state(pid)
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "Z"
+
+
+async def test_serve_with_workers_runs_that_many_processes_on_one_port_and_stops_them_all(
+    migrated_sqlite_url: str,
+) -> None:
+    key = (await asyncio.to_thread(run_cli, migrated_sqlite_url, "apikey", "create", "--tenant", "acme")).stdout
+    key = key.splitlines()[-1]
+    async with serving(migrated_sqlite_url, "--workers", "3") as (process, _channel):
+        for _ in range(300):
+            if len(children := child_pids(process.pid)) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert len(children) == 2
+        # Each new channel is a new connection, which the kernel hands to any of the processes.
+        for _ in range(6):
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{_port_of(process)}") as channel:
+                reply = await invoice_service_pb2_grpc.InvoiceServiceStub(channel).ListInvoices(
+                    isvc.ListInvoicesRequest(page_size=1), metadata=bearer(key)
+                )
+                assert list(reply.invoices) == []
+
+        process.send_signal(signal.SIGTERM)
+
+        assert await exit_code(process) == 0
+        assert not [pid for pid in children if pid_exists(pid)]
+
+
+def _port_of(process: asyncio.subprocess.Process) -> int:
+    args = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
+    return int(args[args.index(b"--grpc-port") + 1])
+
+
 async def test_serve_without_worker_runs_and_exits_0_on_sigterm(migrated_sqlite_url: str) -> None:
     async with serving(migrated_sqlite_url, "--no-worker") as (process, _channel):
         process.send_signal(signal.SIGTERM)
@@ -311,6 +362,7 @@ async def test_worker_runs_until_sigterm_then_exits_0(migrated_sqlite_url: str, 
 class DemoSeed:
     url: str
     grpc_port: int
+    http_port: int
     key: str
     stdout: str
 
@@ -320,10 +372,10 @@ def demo_seed(tmp_path_factory: pytest.TempPathFactory) -> DemoSeed:
     """A fresh SQLite file, migrated and seeded by `seed --demo`, with what it printed for a
     server on `grpc_port`."""
     url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'invoice-rpc.sqlite3'}"
-    port = free_port()
+    port, http_port = free_port(), free_port()
     run_cli(url, "migrate")
-    done = run_cli(url, "seed", "--demo", "--grpc-port", str(port), timeout=300)
-    return DemoSeed(url=url, grpc_port=port, key=done.stdout.splitlines()[-1], stdout=done.stdout)
+    done = run_cli(url, "seed", "--demo", "--grpc-port", str(port), "--http-port", str(http_port), timeout=300)
+    return DemoSeed(url=url, grpc_port=port, http_port=http_port, key=done.stdout.splitlines()[-1], stdout=done.stdout)
 
 
 def invoice_count(database_url: str) -> int:
@@ -373,3 +425,105 @@ def test_seed_demo_a_second_time_adds_nothing_and_says_so(demo_seed: DemoSeed) -
     assert invoice_count(demo_seed.url) == before
     assert "already has data" in done.stdout
     assert done.stdout.splitlines()[-1].startswith("irk_")
+
+
+# --- up and gateway -------------------------------------------------------------------------
+
+
+async def _wait_for_line(log_path: Path, process: asyncio.subprocess.Process, text: str) -> None:
+    async with asyncio.timeout(STARTUP_TIMEOUT_SECONDS):
+        while text not in log_text(log_path):
+            if process.returncode is not None:
+                pytest.fail(f"exited early with {process.returncode}:\n{log_text(log_path)}")
+            await asyncio.sleep(0.1)
+
+
+async def test_up_serves_the_curl_line_printed_by_seed_demo_then_stops_everything(
+    demo_seed: DemoSeed, tmp_path: Path
+) -> None:
+    [curl_line] = [line.strip() for line in demo_seed.stdout.splitlines() if line.strip().startswith("curl ")]
+    log_path = tmp_path / "up.log"
+    process = await start_cli(
+        demo_seed.url,
+        log_path,
+        "up",
+        "--grpc-port",
+        str(demo_seed.grpc_port),
+        "--http-port",
+        str(demo_seed.http_port),
+        "--admin-port",
+        str(free_port()),
+        "--envoy-dir",
+        str(tmp_path / "envoy"),
+    )
+    try:
+        await _wait_for_line(log_path, process, "invoice-rpc is up")
+        descendants = child_pids(process.pid)
+
+        curl = await asyncio.create_subprocess_exec(
+            *shlex.split(curl_line), "--write-out", "\n%{http_code}", stdout=asyncio.subprocess.PIPE
+        )
+        stdout, _ = await curl.communicate()
+
+        body, status = stdout.decode().rsplit("\n", 1)
+        assert status == "200"
+        page = json.loads(body)
+        assert len(page["data"]) == 5
+        assert page["pagination"]["per_page"] == 5
+
+        process.send_signal(signal.SIGTERM)
+        assert await exit_code(process) == 0
+        assert len(descendants) >= 2  # a second server process and Envoy
+        assert not [pid for pid in descendants if pid_exists(pid)]
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_gateway_puts_rest_in_front_of_a_running_server(demo_seed: DemoSeed, tmp_path: Path) -> None:
+    http_port = free_port()
+    async with serving(demo_seed.url, "--no-worker", "--workers", "1") as (server, _channel):
+        log_path = tmp_path / "gateway.log"
+        gateway = await start_cli(
+            demo_seed.url,
+            log_path,
+            "gateway",
+            "--grpc-port",
+            str(_port_of(server)),
+            "--http-port",
+            str(http_port),
+            "--admin-port",
+            str(free_port()),
+            "--envoy-dir",
+            str(tmp_path / "envoy"),
+        )
+        try:
+            reply: tuple[int, bytes] = (0, b"")
+            async with asyncio.timeout(STARTUP_TIMEOUT_SECONDS):
+                while reply[0] != 200:
+                    reply = await asyncio.to_thread(_get, f"http://127.0.0.1:{http_port}/healthz")
+                    await asyncio.sleep(0.1)
+            status, body = await asyncio.to_thread(
+                _get, f"http://127.0.0.1:{http_port}/api/v1/invoice-receipts/INV-2026-0001", demo_seed.key
+            )
+            assert status == 200, body
+            assert json.loads(body)["data"]["invoice_number"] == "INV-2026-0001"
+
+            gateway.send_signal(signal.SIGTERM)
+            assert await exit_code(gateway) == 0
+        finally:
+            if gateway.returncode is None:
+                gateway.kill()
+                await gateway.wait()
+
+
+def _get(url: str, key: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return 0, b""

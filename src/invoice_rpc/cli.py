@@ -1,4 +1,4 @@
-"""The `invoice-rpc` command line: migrate, serve, worker, seed --demo, apikey create.
+"""The `invoice-rpc` command line: migrate, serve, gateway, up, worker, seed --demo, apikey create.
 
 Logs go to stderr as JSON lines; stdout carries only a command's actual output (for
 `apikey create`, the new key alone on the last line, so that scripts can take `tail -n 1`).
@@ -15,14 +15,18 @@ import shutil
 import signal
 import socket
 import sys
+import urllib.request
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from invoice_rpc import config
 from invoice_rpc.domain.errors import DomainError
+from invoice_rpc.gateway.config import DEFAULT_DIRECTORY, GatewaySettings
+from invoice_rpc.gateway.envoy import run_gateway
 from invoice_rpc.logs import configure, log
 from invoice_rpc.service.tenants import create_api_key
+from invoice_rpc.serving import ServeOptions, default_worker_count, serve, wait_until_serving
 from invoice_rpc.storage.database import Database
 
 logger = logging.getLogger("invoice_rpc.cli")
@@ -57,26 +61,104 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_options(args: argparse.Namespace) -> ServeOptions:
+    if args.workers < 1:
+        raise CommandError(f"--workers must be at least 1, got {args.workers}")
+    return ServeOptions(
+        host=args.host,
+        grpc_port=args.grpc_port,
+        workers=args.workers,
+        run_metrics_worker=not args.no_worker,
+        grace_seconds=args.grace_seconds,
+        log_level=args.log_level,
+        reuse_port=args.reuse_port,
+    )
+
+
 async def cmd_serve(args: argparse.Namespace) -> int:
-    from invoice_rpc.rpc.server import run_server
-
+    options = _serve_options(args)
     db = Database(config.database_url())
-    worker_stop = asyncio.Event()
-    worker_task: asyncio.Task[None] | None = None
-    if not args.no_worker:
-        # Imported only when used: the worker is an optional part of this process.
-        from invoice_rpc.worker import run_worker
-
-        worker_task = asyncio.create_task(run_worker(db, worker_id=_worker_id(), stop=worker_stop))
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
     try:
-        # run_server owns SIGTERM/SIGINT: it stops taking calls and drains in-flight ones.
-        await run_server(db, f"{args.host}:{args.grpc_port}", grace_seconds=args.grace_seconds)
+        # On SIGTERM/SIGINT every server process stops taking calls and drains in-flight ones.
+        return await serve(db, options, stop)
     finally:
-        worker_stop.set()
-        if worker_task is not None:
-            await worker_task
         await db.dispose()
-    return 0
+
+
+def _gateway_settings(args: argparse.Namespace, grpc_host: str) -> GatewaySettings:
+    return GatewaySettings(
+        grpc_host=grpc_host,
+        grpc_port=args.grpc_port,
+        http_port=args.http_port,
+        admin_port=args.admin_port,
+        listen_host=args.http_host,
+    )
+
+
+async def cmd_gateway(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    return await run_gateway(_gateway_settings(args, args.grpc_host), stop, _envoy_directory(args))
+
+
+async def cmd_up(args: argparse.Namespace) -> int:
+    options = _serve_options(args)
+    db = Database(config.database_url())
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    servers_stop = asyncio.Event()
+    servers = asyncio.create_task(serve(db, options, servers_stop))
+    try:
+        ready = asyncio.create_task(wait_until_serving(options.host, options.grpc_port))
+        await asyncio.wait({servers, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if servers.done():  # the server failed to start (a port in use, say)
+            ready.cancel()
+            return await servers
+        await ready
+        grpc_host = "127.0.0.1" if options.host in ("0.0.0.0", "") else options.host
+        gateway = asyncio.create_task(run_gateway(_gateway_settings(args, grpc_host), stop, _envoy_directory(args)))
+        announce = asyncio.create_task(_announce_when_listening(args))
+        await asyncio.wait({servers, gateway}, return_when=asyncio.FIRST_COMPLETED)
+        announce.cancel()
+        # Envoy goes first, so no new request reaches a server that is draining.
+        stop.set()
+        gateway_code = await gateway
+        servers_stop.set()
+        servers_code = await servers
+        return gateway_code or servers_code
+    finally:
+        servers_stop.set()
+        if not servers.done():
+            await servers
+        await db.dispose()
+
+
+async def _announce_when_listening(args: argparse.Namespace) -> None:
+    # The REST port answers /healthz once Envoy listens and has seen the server healthy.
+    url = f"http://127.0.0.1:{args.http_port}/healthz"
+    while True:
+        if await asyncio.to_thread(_http_ok, url):
+            break
+        await asyncio.sleep(0.1)
+    print(
+        f"invoice-rpc is up: REST http://localhost:{args.http_port} (Envoy admin 127.0.0.1:{args.admin_port}), "
+        f"gRPC localhost:{args.grpc_port}. Ctrl-C stops.",
+        flush=True,
+    )
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _envoy_directory(args: argparse.Namespace) -> Path:
+    return Path(args.envoy_dir) if args.envoy_dir else DEFAULT_DIRECTORY
 
 
 async def cmd_worker(_args: argparse.Namespace) -> int:
@@ -112,8 +194,13 @@ async def cmd_seed(args: argparse.Namespace) -> int:
         print(f'Seeded tenant "{DEMO_TENANT_NAME}": {result.describe()}.')
     else:
         print(f'Tenant "{DEMO_TENANT_NAME}" already has data ({result.describe()}); nothing seeded.')
-    print(f"First call to try (server on localhost:{args.grpc_port}):")
+    print(f"First call to try (gRPC server on localhost:{args.grpc_port}):")
     print(f"  {_client_command()} --target localhost:{args.grpc_port} --key {issued.key} list --page-size 5 --limit 5")
+    print(f"Or over REST, through Envoy (`invoice-rpc up`, REST on localhost:{args.http_port}):")
+    print(
+        f"  curl -s -H 'Authorization: Bearer {issued.key}' "
+        f"'http://localhost:{args.http_port}/api/v1/invoice-receipts?per_page=5'"
+    )
     print(f'New API key for tenant "{DEMO_TENANT_NAME}" (shown once):')
     print(issued.key)
     return 0
@@ -153,6 +240,34 @@ def _safe_url(url: str) -> str:
 Handler = Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]]
 
 
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="0.0.0.0", help="address the gRPC server listens on (default 0.0.0.0)")
+    parser.add_argument("--grpc-port", type=int, default=config.ServerPorts.grpc, help="default 50051")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_worker_count(),
+        help=f"server processes sharing the port (SO_REUSEPORT); default: the CPUs here ({default_worker_count()})",
+    )
+    parser.add_argument("--no-worker", action="store_true", help="do not run the metrics worker in this process")
+    parser.add_argument(
+        "--grace-seconds", type=float, default=10.0, help="how long in-flight calls may take on shutdown (default 10)"
+    )
+    # Set by a multi-process server on the children it starts.
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+
+
+def _add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--http-host", default="0.0.0.0", help="address Envoy's REST listener binds (default 0.0.0.0)")
+    parser.add_argument("--http-port", type=int, default=config.ServerPorts.http, help="REST port (default 8080)")
+    parser.add_argument(
+        "--admin-port", type=int, default=config.ServerPorts.admin, help="Envoy admin port, on 127.0.0.1 (default 9901)"
+    )
+    parser.add_argument(
+        "--envoy-dir", help="where the generated Envoy config and Envoy's log go (default: envoy/generated)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="invoice-rpc",
@@ -167,14 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="bring the database schema up to date (Alembic upgrade head)")
     migrate.set_defaults(handler=cmd_migrate)
 
-    serve = commands.add_parser("serve", help="run the gRPC server (and the metrics worker) until SIGTERM")
-    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    serve.add_argument("--grpc-port", type=int, default=config.ServerPorts.grpc, help="default 50051")
-    serve.add_argument("--no-worker", action="store_true", help="do not run the metrics worker in this process")
-    serve.add_argument(
-        "--grace-seconds", type=float, default=10.0, help="how long in-flight calls may take on shutdown (default 10)"
+    serve = commands.add_parser(
+        "serve", help="run the gRPC server (N processes on one port) and the metrics worker until SIGTERM"
     )
+    _add_server_arguments(serve)
     serve.set_defaults(handler=cmd_serve)
+
+    gateway = commands.add_parser("gateway", help="run Envoy (REST) in front of a running gRPC server until SIGTERM")
+    gateway.add_argument("--grpc-host", default="127.0.0.1", help="where the gRPC server is (default 127.0.0.1)")
+    gateway.add_argument("--grpc-port", type=int, default=config.ServerPorts.grpc, help="default 50051")
+    _add_gateway_arguments(gateway)
+    gateway.set_defaults(handler=cmd_gateway)
+
+    up = commands.add_parser("up", help="run the gRPC server, the metrics worker and Envoy together until SIGTERM")
+    _add_server_arguments(up)
+    _add_gateway_arguments(up)
+    up.set_defaults(handler=cmd_up)
 
     worker = commands.add_parser("worker", help="run the metrics worker alone until SIGTERM")
     worker.set_defaults(handler=cmd_worker)
@@ -182,7 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed", help="load data into the database")
     seed.add_argument("--demo", action="store_true", help='the demo tenant "demo" with realistic invoices')
     seed.add_argument(
-        "--grpc-port", type=int, default=config.ServerPorts.grpc, help="port shown in the first call to try"
+        "--grpc-port", type=int, default=config.ServerPorts.grpc, help="gRPC port shown in the first call to try"
+    )
+    seed.add_argument(
+        "--http-port", type=int, default=config.ServerPorts.http, help="REST port shown in the curl line to try"
     )
     seed.set_defaults(handler=cmd_seed)
 

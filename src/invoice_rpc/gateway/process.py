@@ -8,7 +8,6 @@ import itertools
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from invoice_rpc.logs import log
+from invoice_rpc.subprocesses import die_with_parent_prefix
 
 logger = logging.getLogger("invoice_rpc.gateway")
 
@@ -35,18 +35,6 @@ def envoy_binary() -> Path:
             return Path(str(file.locate()))
     # The console script beside the interpreter execs the same binary.
     return Path(sys.executable).parent / "envoy"
-
-
-def _die_with_parent_prefix() -> list[str]:
-    """A command prefix that makes the kernel kill Envoy when its parent dies, so a crashed or
-    SIGKILLed server or test run does not leave Envoy holding its ports.
-
-    util-linux's `setpriv` sets the parent-death signal and execs Envoy. Not a `preexec_fn`:
-    that forces a plain fork() of a process running gRPC, whose fork handlers then abort the
-    child ("epoll_wait error: Bad file descriptor") before it can exec.
-    """
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL"] if setpriv and sys.platform.startswith("linux") else []
 
 
 class EnvoyNotReady(RuntimeError):
@@ -101,7 +89,7 @@ class EnvoyProcess:
         # rules out any collision between parallel Envoys (test sessions, several gateways).
         base_id = (os.getpid() % 100_000) * 100 + next(_INSTANCES) % 100
         self._process = await asyncio.create_subprocess_exec(
-            *_die_with_parent_prefix(),
+            *die_with_parent_prefix(),
             str(envoy_binary()),
             "--config-path",
             str(self.config_path),

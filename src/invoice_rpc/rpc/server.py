@@ -73,15 +73,24 @@ def build_server(db: Database, address: str = "127.0.0.1:0", *, reuse_port: bool
     return BuiltServer(server, port, health_servicer)
 
 
-async def run_server(db: Database, address: str, *, grace_seconds: float = 10.0, reuse_port: bool = False) -> None:
-    """Serve until SIGTERM or SIGINT, then drain in-flight calls and return."""
+async def run_server(
+    db: Database,
+    address: str,
+    *,
+    grace_seconds: float = 10.0,
+    reuse_port: bool = False,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until `stop` is set (without one: until SIGTERM or SIGINT), then drain in-flight
+    calls and return."""
     built = build_server(db, address, reuse_port=reuse_port)
     await built.start()
     log(logger, logging.INFO, "server.started", address=address, port=built.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log(logger, logging.INFO, "server.stopping", grace_seconds=grace_seconds)
     await built.stop(grace_seconds)
