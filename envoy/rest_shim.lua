@@ -11,6 +11,11 @@
 -- pass the bytes on into a proto string field, the server could not even parse the request,
 -- and the caller would get a 500.
 --
+-- A POST to the import face (`/data/...`) without a body is refused here with a 400: the
+-- transcoder would turn "no body" into one empty item (`body: "invoices"` takes a single object
+-- as a one-element list), and the caller would get a 200 listing that item's missing fields.
+-- The buffer filter before this one has already read the whole body, so looking costs nothing.
+--
 -- Responses (REST only; native gRPC answers pass untouched):
 --   * a 2xx hint in the `x-http-status` header (sent by a face servicer as initial metadata,
 --     because gRPC cannot set `:status`) becomes the real status, e.g. 201 Created; the hint
@@ -73,6 +78,9 @@ local function rewrite_key(key)
   if not decoded:find("[", 1, true) then
     return key
   end
+  -- a[]=x (PHP and axios style for a repeated value) is a=x: the transcoder repeats a field
+  -- given several times.
+  decoded = decoded:gsub("%[%]$", "")
   -- a[b][c] -> a.b.c
   return (decoded:gsub("%[([^%]]*)%]", ".%1"))
 end
@@ -97,6 +105,18 @@ local function rewrite_query(query)
   return table.concat(pairs_out, "&")
 end
 
+-- True when the request carries no JSON at all: no body, or only blanks.
+local function blank_body(request_handle)
+  local body = request_handle:body()
+  if body == nil or body:length() == 0 then
+    return true
+  end
+  if body:length() > 64 then
+    return false
+  end
+  return not body:getBytes(0, body:length()):find("%S")
+end
+
 function envoy_on_request(request_handle)
   local headers = request_handle:headers()
   local path = headers:get(":path")
@@ -105,6 +125,12 @@ function envoy_on_request(request_handle)
   end
   if not valid_utf8(percent_decoded(path)) then
     request_handle:respond({[":status"] = "400"}, "path or query is not valid UTF-8 once percent-decoded")
+    return
+  end
+  local is_grpc = (headers:get("content-type") or ""):sub(1, 16) == "application/grpc"
+  local is_import = headers:get(":method") == "POST" and path:sub(1, 6) == "/data/"
+  if is_import and not is_grpc and blank_body(request_handle) then
+    request_handle:respond({[":status"] = "400"}, "request body is required: one JSON object or an array of them")
     return
   end
   local mark = path:find("?", 1, true)

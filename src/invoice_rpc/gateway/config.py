@@ -1,11 +1,19 @@
 """Envoy's configuration for the REST faces, generated from the descriptor set.
 
 One listener (HTTP/1.1 and h2c) runs, in order: the health check filter (`/healthz`, answered
-from the gRPC cluster's health), the Lua REST shim (envoy/rest_shim.lua), the gRPC-JSON
-transcoder (services read from the descriptor set) and the router. One cluster reaches the gRPC
-server over HTTP/2 and health-checks it with the gRPC health protocol. Envoy's own replies
-(its 400s, 404s, 503s) are rendered as a JSON google.rpc.Status, the shape the transcoder gives
-the server's errors, so a REST caller sees one error format.
+from the gRPC cluster's health), the buffer filter (the request body limit), the Lua REST shim
+(envoy/rest_shim.lua), the gRPC-JSON transcoder (services read from the descriptor set) and the
+router. One cluster reaches the gRPC server over HTTP/2 and health-checks it with the gRPC health
+protocol. Envoy's own replies (its 400s, 404s, 413s, 431s, 503s) are rendered as a JSON
+google.rpc.Status, the shape the transcoder gives the server's errors, so a REST caller sees one
+error format.
+
+Limits a REST caller meets before the server (both below what the gRPC server accepts, so that
+an oversized request is refused here, as what it is, and never reaches the server as a
+RESOURCE_EXHAUSTED on its gRPC message or metadata limits):
+  * the request body: at most MAX_REQUEST_BODY_BYTES (8 MiB), else 413;
+  * the request line and headers: at most MAX_REQUEST_HEADERS_KIB (6 KiB) together and at most
+    MAX_REQUEST_HEADERS_COUNT (32) headers, else 431.
 
 The file written is JSON, which is also YAML: Envoy reads it either way, and no YAML library
 is needed to produce it.
@@ -25,6 +33,17 @@ DEFAULT_DIRECTORY = REPO_DIR / "envoy" / "generated"
 GRPC_CLUSTER = "invoice_rpc_grpc"
 HEALTH_PATH = "/healthz"
 
+# A REST body is one JSON document of at most 1000 items (the import batch limit); 8 MiB leaves
+# room for that and stays well below the gRPC server's 32 MiB message limit (rpc/server.py).
+MAX_REQUEST_BODY_BYTES = 8 * 1024 * 1024
+# The request line and headers, in size and in number. What reaches the server is about as big:
+# the transcoder moves the query into the gRPC message but copies the original path into a
+# header, Envoy adds a few headers of its own, and gRPC counts 32 bytes more for each header.
+# 6 KiB and 32 headers keep that under gRPC's 8 KiB metadata limit, beyond which the server
+# would refuse the call as RESOURCE_EXHAUSTED (a 429 that would misname the problem).
+MAX_REQUEST_HEADERS_KIB = 6
+MAX_REQUEST_HEADERS_COUNT = 32
+
 # Envoy's local replies, by HTTP status, as the google.rpc.Code the JSON body names: the
 # inverse of the transcoder's gRPC -> HTTP mapping, so that an Envoy 400 reads like a server's.
 LOCAL_REPLY_CODES: dict[int, tuple[int, str]] = {
@@ -43,6 +62,14 @@ LOCAL_REPLY_CODES: dict[int, tuple[int, str]] = {
     504: (4, "DEADLINE_EXCEEDED"),
 }
 UNKNOWN_CODE = (2, "UNKNOWN")
+# Envoy's own words for these ("Payload Too Large") do not say what the limit is.
+LOCAL_REPLY_MESSAGES: dict[int, str] = {
+    413: f"request body is larger than {MAX_REQUEST_BODY_BYTES} bytes",
+    431: (
+        f"request line and headers are larger than {MAX_REQUEST_HEADERS_KIB} KiB together"
+        f" or more than {MAX_REQUEST_HEADERS_COUNT} headers"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -90,7 +117,12 @@ def local_reply_config() -> dict[str, Any]:
         },
     ]
     status_mappers = [
-        {"filter": _status_filter(http_status), "body_format_override": _status_body(code, name, "%LOCAL_REPLY_BODY%")}
+        {
+            "filter": _status_filter(http_status),
+            "body_format_override": _status_body(
+                code, name, LOCAL_REPLY_MESSAGES.get(http_status, "%LOCAL_REPLY_BODY%")
+            ),
+        }
         for http_status, (code, name) in LOCAL_REPLY_CODES.items()
     ]
     return {
@@ -140,6 +172,18 @@ def _lua_shim() -> dict[str, Any]:
             "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
             # Inlined so that the generated config stands alone.
             "default_source_code": {"inline_string": LUA_SHIM.read_text()},
+        },
+    }
+
+
+def _body_limit() -> dict[str, Any]:
+    return {
+        "name": "envoy.filters.http.buffer",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+            # The whole body is read before the shim and the transcoder see it: a unary request
+            # is transcoded whole anyway, and a body over the limit is refused before any work.
+            "max_request_bytes": MAX_REQUEST_BODY_BYTES,
         },
     }
 
@@ -201,8 +245,11 @@ def _listener(settings: GatewaySettings, descriptor_path: Path, services: list[s
         "generate_request_id": True,
         "always_set_request_id_in_response": True,
         "route_config": _route_config(),
+        "max_request_headers_kb": MAX_REQUEST_HEADERS_KIB,
+        "common_http_protocol_options": {"max_headers_count": MAX_REQUEST_HEADERS_COUNT},
         "http_filters": [
             _health_check(),
+            _body_limit(),
             _lua_shim(),
             _transcoder(descriptor_path, services),
             {

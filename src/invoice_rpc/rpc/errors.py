@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -57,6 +59,32 @@ def internal_status(request_id: str) -> status_pb2.Status:
             _pack(
                 error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN, metadata={"request_id": request_id})
             )
+        ],
+    )
+
+
+def stream_limit_status(limit: int, tenant_id: uuid.UUID, request_id: str) -> status_pb2.Status:
+    """RESOURCE_EXHAUSTED for a stream beyond the tenant's cap of `limit` concurrent ones: a
+    QuotaFailure naming the tenant and an ErrorInfo (reason TOO_MANY_CONCURRENT_STREAMS)."""
+    description = f"at most {limit} streams or exports of one tenant may run at once"
+    return status_pb2.Status(
+        code=code_pb2.RESOURCE_EXHAUSTED,
+        message=f"too many concurrent streams: {description}; retry when one has finished",
+        details=[
+            _pack(
+                error_details_pb2.QuotaFailure(
+                    violations=[
+                        error_details_pb2.QuotaFailure.Violation(subject=f"tenant:{tenant_id}", description=description)
+                    ]
+                )
+            ),
+            _pack(
+                error_details_pb2.ErrorInfo(
+                    reason="TOO_MANY_CONCURRENT_STREAMS",
+                    domain=ERROR_DOMAIN,
+                    metadata={"request_id": request_id, "limit": str(limit)},
+                )
+            ),
         ],
     )
 

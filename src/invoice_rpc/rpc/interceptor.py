@@ -1,21 +1,23 @@
-"""The edge every rpc passes through: bearer auth, the caller's context, and the mapping of
-errors to statuses (domain errors through rpc/errors.py; anything else is logged with the
-request id and answered as a bare INTERNAL)."""
+"""The edge every rpc passes through: bearer auth, the caller's context, the per-tenant cap on
+concurrent streams, and the mapping of errors to statuses (domain errors through rpc/errors.py;
+anything else is logged with the request id and answered as a bare INTERNAL)."""
 
 from __future__ import annotations
 
 import contextvars
 import logging
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 from grpc_status import rpc_status
 
-from invoice_rpc.domain.errors import DomainError, Unauthenticated
+from invoice_rpc.domain.errors import DomainError, InvalidArgument, Unauthenticated
 from invoice_rpc.logs import log
-from invoice_rpc.rpc.errors import internal_status, rich_status
+from invoice_rpc.rpc.errors import internal_status, rich_status, stream_limit_status
+from invoice_rpc.rpc.request_text import nul_violations
 from invoice_rpc.service.caller import Caller
 from invoice_rpc.service.tenants import KeyCache, TenantKey, authenticate
 from invoice_rpc.storage.database import Database
@@ -24,6 +26,13 @@ logger = logging.getLogger("invoice_rpc.rpc")
 
 # Methods anyone may call: health checks and server reflection.
 PUBLIC_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+# Server-streaming calls (streams and exports, also through the REST faces) one tenant may have
+# running at once in one server process. Each holds a database connection and its transaction
+# for as long as it streams, and the connection pool is shared by every tenant: without a cap a
+# single tenant could take them all. One more is RESOURCE_EXHAUSTED (HTTP 429) at once, before
+# anything is read or sent; the caller retries once one of its streams has finished.
+MAX_CONCURRENT_STREAMS_PER_TENANT = 4
 
 _CALLER: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
 _TENANT_KEY: contextvars.ContextVar[TenantKey] = contextvars.ContextVar("tenant_key")
@@ -46,10 +55,32 @@ def _metadata_value(metadata: Any, name: str) -> str | None:
     return None
 
 
+class StreamSlots:
+    """How many server-streaming calls each tenant has running, against a cap. The server runs on
+    one event loop, so taking and giving back a slot needs no lock."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._running: Counter[uuid.UUID] = Counter()
+
+    def take(self, tenant_id: uuid.UUID) -> bool:
+        """Take one of the tenant's slots; False (nothing taken) when all are in use."""
+        if self._running[tenant_id] >= self.limit:
+            return False
+        self._running[tenant_id] += 1
+        return True
+
+    def give_back(self, tenant_id: uuid.UUID) -> None:
+        self._running[tenant_id] -= 1
+        if self._running[tenant_id] <= 0:
+            del self._running[tenant_id]
+
+
 class EdgeInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, max_streams_per_tenant: int = MAX_CONCURRENT_STREAMS_PER_TENANT) -> None:
         self.db = db
         self.keys = KeyCache()
+        self.streams = StreamSlots(max_streams_per_tenant)
 
     async def intercept_service(
         self,
@@ -93,17 +124,20 @@ def _wrap(
     request_id: str,
     authorization: str | None,
 ) -> grpc.RpcMethodHandler:
-    async def enter(context: grpc.aio.ServicerContext) -> None:
+    async def enter(request: Any) -> None:
         tenant_key = await edge.authenticate(authorization)
         _TENANT_KEY.set(tenant_key)
         _CALLER.set(Caller(tenant_id=tenant_key.tenant_id, api_key_id=tenant_key.api_key_id, request_id=request_id))
+        # Checked for every rpc here rather than in each servicer: no stored text may hold U+0000.
+        if violations := nul_violations(request):
+            raise InvalidArgument(violations)
 
     if handler.unary_unary is not None:
         behavior = handler.unary_unary
 
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
-                await enter(context)
+                await enter(request)
                 return await behavior(request, context)
             except (DomainError, Exception) as error:
                 if isinstance(error, grpc.aio.AbortError):
@@ -119,13 +153,25 @@ def _wrap(
 
         async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
-                await enter(context)
+                await enter(request)
+            except (DomainError, Exception) as error:
+                await _abort(context, error, method, request_id)
+            tenant_id = current_caller().tenant_id
+            if not edge.streams.take(tenant_id):
+                log(logger, logging.INFO, "rpc.stream_limit", method=method, request_id=request_id, tenant_id=tenant_id)
+                await context.abort_with_status(
+                    rpc_status.to_status(stream_limit_status(edge.streams.limit, tenant_id, request_id))
+                )
+            try:
                 async for response in stream_behavior(request, context):
                     yield response
             except (DomainError, Exception) as error:
                 if isinstance(error, grpc.aio.AbortError):
                     raise
                 await _abort(context, error, method, request_id)
+            finally:
+                # Also when the caller cancels: the generator is closed and this runs.
+                edge.streams.give_back(tenant_id)
 
         return grpc.unary_stream_rpc_method_handler(
             unary_stream, handler.request_deserializer, handler.response_serializer

@@ -57,6 +57,9 @@ class NewLineItem:
     minimum_fee_minor: int = 0
     min_quantity: str | None = None
     max_quantity: str | None = None
+    # The line's tax as the caller's document states it, instead of rate × taxable amount: for
+    # documents that give a tax amount without a rate. With a rate too, the two must agree.
+    tax_minor: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +198,20 @@ def _check_line(index: int, line: NewLineItem, violations: ViolationCollector) -
         violations.add(f"{path}.discount_minor", f"must be at most the line's sub-total ({sub_total})")
         return None
     amounts = line_amounts(quantity, line.unit_price_minor, discount_minor=line.discount_minor, tax_rate_percent=rate)
+    if line.tax_minor is not None:
+        taxable = amounts.sub_total_minor - amounts.discount_minor
+        if not 0 <= line.tax_minor <= taxable:
+            violations.add(f"{path}.tax_minor", f"must be from 0 to the line's taxable amount ({taxable})")
+            return None
+        if rate is not None and line.tax_minor != amounts.tax_minor:
+            violations.add(f"{path}.tax_minor", f"must be {amounts.tax_minor}, the tax rate applied to the line")
+            return None
+        amounts = LineAmounts(
+            sub_total_minor=amounts.sub_total_minor,
+            discount_minor=amounts.discount_minor,
+            tax_minor=line.tax_minor,
+            total_minor=taxable + line.tax_minor,
+        )
     return _CheckedLine(line=line, quantity=quantity, tax_rate=rate, amounts=amounts)
 
 

@@ -39,7 +39,8 @@ from invoice_rpc.service.invoice_queries import (
 from invoice_rpc.service.invoice_records import InvoiceRecord
 from invoice_rpc.storage.database import Database
 
-# Seed 004 lists "recent invoices": latest issue date first.
+# Seed 004 lists "recent invoices", and its example shows them oldest first: the `limit` latest
+# by issue date are chosen, then listed in date order.
 _RECENT_FIRST = InvoiceSort(SortField.ISSUE_DATE, SortDirection.DESC)
 
 
@@ -161,7 +162,7 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
                 _RECENT_FIRST,
                 PageRequest(page_size=limit),
             )
-        invoices = [data_invoice_to_pb(record) for record in page.invoices]
+        invoices = [data_invoice_to_pb(record) for record in reversed(page.invoices)]
         return face.ListDataInvoicesResponse(result=face.DataInvoiceList(count=len(invoices), list=invoices))
 
     async def UpsertDataInvoices(

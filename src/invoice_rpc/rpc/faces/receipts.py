@@ -22,15 +22,15 @@ from invoice_rpc.service.backfill import backfill_invoices
 from invoice_rpc.service.invoice_lookup import get_invoice_by_number
 from invoice_rpc.service.invoice_queries import (
     DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     InvoiceQuery,
     InvoiceSort,
     PageRequest,
-    check_list_request,
     list_invoices,
 )
 from invoice_rpc.service.invoice_records import InvoiceRecord
 from invoice_rpc.service.invoice_summary import CurrencyTotals, summarize_invoices
-from invoice_rpc.service.marketplace import generate_marketplace_invoices
+from invoice_rpc.service.marketplace import billing_period, generate_marketplace_invoices
 from invoice_rpc.storage.database import Database
 from invoice_rpc.storage.types import utcnow
 
@@ -121,13 +121,14 @@ class InvoiceReceiptsFaceServicer(receipts_face_pb2_grpc.InvoiceReceiptsFaceServ
         query, sort = _query_and_sort(request, violations)
         per_page = request.per_page if request.HasField("per_page") else DEFAULT_PAGE_SIZE
         page = request.page if request.HasField("page") else 1
-        # 0 would mean "the default" (per_page) or "keyset pages" (page) to the service.
-        if per_page == 0:
-            violations.add("per_page", "must be between 1 and 200 (got 0)")
+        # Checked here rather than by the service: to it, 0 means "the default" (page size) or
+        # "keyset pages" (page); this face has neither.
+        if not 1 <= per_page <= MAX_PAGE_SIZE:
+            violations.add("per_page", f"must be from 1 to {MAX_PAGE_SIZE} (got {per_page})")
         if page < 1:
             violations.add("page", f"must be 1 or more (got {page})")
         scratch = ViolationCollector()
-        check_list_request(query, sort, PageRequest(page_size=per_page, page=max(page, 1)), scratch)
+        query.check(scratch)
         _add_service_violations(violations, scratch)
         violations.raise_if_any()
         async with self.db.read() as session:
@@ -229,8 +230,11 @@ class InvoiceReceiptsFaceServicer(receipts_face_pb2_grpc.InvoiceReceiptsFaceServ
         self, request: face.GenerateMarketplaceInvoiceReceiptsRequest, context: grpc.aio.ServicerContext
     ) -> face.GenerateMarketplaceInvoiceReceiptsResponse:
         violations = ViolationCollector()
-        period_start = parse_day(request.period_start, "period_start", violations)
-        period_end = parse_day(request.period_end, "period_end", violations)
+        # Seed 000's defaults: the start and the end of the current month, each on its own (the
+        # core rpc's period_end defaults to the end of period_start's month instead).
+        month_start, month_end = billing_period(None, None, utcnow().date())
+        period_start = parse_day(request.period_start, "period_start", violations) or month_start
+        period_end = parse_day(request.period_end, "period_end", violations) or month_end
         async with self.db.write() as session:
             invoices = await generate_marketplace_invoices(
                 session,
@@ -242,11 +246,14 @@ class InvoiceReceiptsFaceServicer(receipts_face_pb2_grpc.InvoiceReceiptsFaceServ
             )
         numbers = [record.invoice_number for record in invoices]
         await created(context, f"/api/v1/invoice-receipts/{numbers[0]}")
+        period = f"{period_start.isoformat()} to {period_end.isoformat()}"
         return face.GenerateMarketplaceInvoiceReceiptsResponse(
-            message=f"{len(numbers)} marketplace invoice(s) generated",
+            message=f"{len(numbers)} marketplace invoice(s) generated for {period}",
             count=len(numbers),
             invoice_numbers=numbers,
             data=[receipt_to_pb(record) for record in invoices],
+            period_start=period_start.isoformat(),
+            period_end=period_end.isoformat(),
         )
 
     async def BackfillInvoiceReceipts(

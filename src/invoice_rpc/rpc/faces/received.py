@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import grpc
 from google.api import httpbody_pb2
@@ -13,6 +13,7 @@ from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
 from invoice_rpc.v1 import received_face_pb2 as face
 from invoice_rpc.v1 import received_face_pb2_grpc
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoice_rpc.domain.enums import SortDirection, SortField
 from invoice_rpc.domain.errors import InvalidArgument, ViolationCollector
@@ -26,10 +27,10 @@ from invoice_rpc.service.invoice_queries import (
     InvoiceQuery,
     InvoiceSort,
     PageRequest,
-    check_list_request,
     list_invoices,
 )
 from invoice_rpc.service.invoice_records import InvoiceRecord
+from invoice_rpc.service.received_invoices import ReceivedExtras, load_received_extras
 from invoice_rpc.service.reconcile import Payment, reconcile_invoice
 from invoice_rpc.storage.database import Database
 
@@ -50,7 +51,9 @@ def _major(amount_minor: int, currency: str) -> float:
     return float(to_major(amount_minor, currency))
 
 
-def received_invoice_to_pb(record: InvoiceRecord) -> face.ReceivedInvoice:
+def received_invoice_to_pb(record: InvoiceRecord, extras: ReceivedExtras) -> face.ReceivedInvoice:
+    """The invoice as seed 001 shows it; parts it does not have (customer, contract, dates,
+    entity, billing details) are left out."""
     currency = record.currency
     message = face.ReceivedInvoice(
         invoice_ref=str(record.id),
@@ -100,15 +103,50 @@ def received_invoice_to_pb(record: InvoiceRecord) -> face.ReceivedInvoice:
         )
     if record.number_in_contract is not None:
         message.number_in_contract = record.number_in_contract
-    if record.issuer_company_id is not None:
+    if extras.total_in_contract_minor is not None:
+        message.total_in_contract = _major(extras.total_in_contract_minor, currency)
+    if extras.entity is not None:
         message.entity.CopyFrom(
             face.ReceivedEntity(
-                entity_ref=record.issuer_company_id,
-                entity_name=record.issuer_company_name or "",
-                entity_legal_name=record.issuer_company_legal_name or "",
+                entity_ref=str(extras.entity.ref),
+                entity_name=extras.entity.name,
+                entity_legal_name=extras.entity.legal_name or "",
             )
         )
+    billing = extras.billing
+    if billing.bank_transfer is not None:
+        message.billing_bank_transfer_details.CopyFrom(
+            face.ReceivedBankTransferDetails(billing_account_id=billing.bank_transfer.billing_account_id)
+        )
+    if billing.online_payment is not None:
+        message.billing_online_payment_details.CopyFrom(
+            face.ReceivedOnlinePaymentDetails(
+                auto_charge=billing.online_payment.auto_charge,
+                payment_gateway_id=billing.online_payment.payment_gateway_id,
+                payment_gateway_card_id=billing.online_payment.payment_gateway_card_id,
+            )
+        )
+    if billing.crypto is not None:
+        message.billing_crypto_details.CopyFrom(
+            face.ReceivedCryptoDetails(address=billing.crypto.address, tokens=billing.crypto.tokens)
+        )
     return message
+
+
+async def received_invoices(
+    session: AsyncSession, tenant_id: uuid.UUID, records: Sequence[InvoiceRecord]
+) -> list[face.ReceivedInvoice]:
+    """The records as seed 001 shows them, their extras loaded for the whole batch at once."""
+    extras = await load_received_extras(session, tenant_id, records)
+    return [received_invoice_to_pb(record, extras[record.id]) for record in records]
+
+
+def _refs(values: Iterable[str], field: str, violations: ViolationCollector) -> tuple[uuid.UUID, ...]:
+    """UUIDs from repeated keys, each of which may also hold a comma-separated list; a violation
+    per bad one, named `field[i]` by its position in the flattened list."""
+    texts = [part for value in values for part in value.split(",") if part.strip()]
+    refs = [parse_uuid(text, f"{field}[{i}]", violations) for i, text in enumerate(texts)]
+    return tuple(ref for ref in refs if ref is not None)
 
 
 def json_array(messages: Iterable[Message]) -> httpbody_pb2.HttpBody:
@@ -133,57 +171,58 @@ class ReceivedFaceServicer(received_face_pb2_grpc.ReceivedFaceServiceServicer):
         invoice_ref = parse_uuid(request.invoice_ref, "invoice_ref", violations)
         violations.raise_if_any()
         assert invoice_ref is not None
+        tenant_id = current_caller().tenant_id
         async with self.db.read() as session:
-            record = await get_invoice_by_ref(session, current_caller().tenant_id, invoice_ref)
-        return received_invoice_to_pb(record)
+            record = await get_invoice_by_ref(session, tenant_id, invoice_ref)
+            [invoice] = await received_invoices(session, tenant_id, [record])
+        return invoice
 
     async def ReconcileReceivedInvoice(
         self, request: face.ReconcileReceivedInvoiceRequest, context: grpc.aio.ServicerContext
     ) -> face.ReceivedInvoice:
         violations = ViolationCollector()
         check_version(context, violations)
+        invoice_ref = parse_uuid(request.invoice_ref, "invoice_ref", violations)
         problems: list[str] = []
         paid_at = parse_import_time(request.paid_date, "paid_date", problems, required=False)
+        if not request.paid_date.strip():
+            violations.add("paid_date", "is required: when the invoice was paid, RFC 3339 or YYYY-MM-DD")
         for problem in problems:
             violations.add("paid_date", problem)
         violations.raise_if_any()
+        caller = current_caller()
         try:
             async with self.db.write() as session:
                 record = await reconcile_invoice(
-                    session, current_caller(), Payment(paid_at=paid_at, invoice_ref=request.invoice_ref)
+                    session, caller, Payment(paid_at=paid_at, invoice_ref=str(invoice_ref))
                 )
+                [invoice] = await received_invoices(session, caller.tenant_id, [record])
         except InvalidArgument as error:
             raise renamed(error, {"paid_time": "paid_date"}) from error
-        return received_invoice_to_pb(record)
+        return invoice
 
     async def FilterReceivedDocuments(
         self, request: face.FilterReceivedDocumentsRequest, context: grpc.aio.ServicerContext
     ) -> httpbody_pb2.HttpBody:
         violations = ViolationCollector()
         check_version(context, violations)
-        customer_refs = [
-            parse_uuid(ref, f"customer_refs[{i}]", violations) for i, ref in enumerate(request.customer_refs)
-        ]
-        contract_refs = [
-            parse_uuid(ref, f"contract_refs[{i}]", violations) for i, ref in enumerate(request.contract_refs)
-        ]
-        if not 1 <= request.limit <= MAX_PAGE_SIZE:
-            violations.add("limit", f"is required: 1 to {MAX_PAGE_SIZE} (got {request.limit})")
-        if request.page < 0:
-            violations.add("page", f"must be 0 or more (got {request.page})")
         query = InvoiceQuery(
-            customer_refs=tuple(ref for ref in customer_refs if isinstance(ref, uuid.UUID)),
-            contract_refs=tuple(ref for ref in contract_refs if isinstance(ref, uuid.UUID)),
+            customer_refs=_refs(request.customer_refs, "customer_refs", violations),
+            contract_refs=_refs(request.contract_refs, "contract_refs", violations),
         )
+        if not request.HasField("limit"):
+            violations.add("limit", f"is required: the page size, 1 to {MAX_PAGE_SIZE}")
+        elif not 1 <= request.limit <= MAX_PAGE_SIZE:
+            violations.add("limit", f"must be from 1 to {MAX_PAGE_SIZE} (got {request.limit})")
+        if not request.HasField("page"):
+            violations.add("page", "is required: the page number, from 0")
+        elif request.page < 0:
+            violations.add("page", f"must be 0 or more (got {request.page})")
         violations.raise_if_any()
         # Seed 001 counts pages from 0; the service from 1.
         page_request = PageRequest(page_size=request.limit, page=request.page + 1)
-        scratch = ViolationCollector()
-        check_list_request(query, _NEWEST_FIRST, page_request, scratch)
-        if scratch.violations:
-            raise renamed(InvalidArgument(scratch.violations), {"filter": "", "page_size": "limit"})
+        tenant_id = current_caller().tenant_id
         async with self.db.read() as session:
-            page = await list_invoices(
-                session, current_caller().tenant_id, query, _NEWEST_FIRST, page_request, with_line_items=True
-            )
-        return json_array(received_invoice_to_pb(r) for r in page.invoices)
+            page = await list_invoices(session, tenant_id, query, _NEWEST_FIRST, page_request, with_line_items=True)
+            invoices = await received_invoices(session, tenant_id, page.invoices)
+        return json_array(invoices)

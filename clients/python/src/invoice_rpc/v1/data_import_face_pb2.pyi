@@ -32,7 +32,7 @@ class ListDataInvoicesRequest(_message.Message):
     source: _builtins.str
     """Required. The UUID of the data source the invoices belong to."""
     limit: _builtins.int
-    """Optional. Most invoices to return: 1 to 200; default 50."""
+    """Optional. How many of the latest invoices to return: 1 to 200; default 50."""
     def __init__(
         self,
         *,
@@ -85,7 +85,7 @@ class DataInvoiceList(_message.Message):
     """Number of invoices in `list`."""
     @_builtins.property
     def list(self) -> _containers.RepeatedCompositeFieldContainer[Global___DataInvoice]:
-        """The invoices, most recent issue date first."""
+        """The invoices, oldest issue date first (ties by reference)."""
 
     def __init__(
         self,
@@ -147,7 +147,7 @@ class DataInvoice(_message.Message):
     quantity: _builtins.float
     """Output only. Quantity billed, if sent on import (a whole number)."""
     discount: _builtins.float
-    """Output only. Discount in minor units, if sent on import (a whole number)."""
+    """Output only. Discount in minor units (a whole number); 0 when the import sent none."""
     def __init__(
         self,
         *,
@@ -337,7 +337,7 @@ class DataCustomerImport(_message.Message):
     data_source: _builtins.str
     """Required. The data source's name or id."""
     name: _builtins.str
-    """Required. Display name, e.g. "Acme Corporation"."""
+    """Optional. Display name, e.g. "Acme Corporation"; empty when not sent."""
     legal_name: _builtins.str
     """Optional. Legal name, e.g. "Acme Corp Ltd"."""
     email: _builtins.str
@@ -397,7 +397,9 @@ class GetDataCustomerRequest(_message.Message):
     id: _builtins.str
     """Required. The customer's id in its data source."""
     source: _builtins.str
-    """Optional. The data source's id (or name); needed when the id is in several sources."""
+    """Optional. The data source's id (or name); needed when the id is in several sources.
+    An unknown source is NOT_FOUND.
+    """
     def __init__(
         self,
         *,

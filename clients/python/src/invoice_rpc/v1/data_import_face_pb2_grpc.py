@@ -36,6 +36,13 @@ class DataImportFaceServiceStub:
     prints int64 as a JSON string; every such value is a whole number.
 
     Every rpc needs `authorization: Bearer <key>` (UNAUTHENTICATED / 401 otherwise).
+
+    Through Envoy (src/invoice_rpc/gateway/config.py), before the server: a POST without a body
+    is a 400; a body over 8 MiB is a 413; a request line and headers over 6 KiB together, or more
+    than 32 headers, is a 431. Unknown JSON fields in a body are ignored; a value of the wrong
+    JSON type (a string for a number) is a 400 naming the field. Errors are a JSON
+    google.rpc.Status: `{"code": 3, "message": "...", "details": [...]}`, with
+    google.rpc.BadRequest field violations for a 400 from the server.
     """
 
     def __init__(self, channel):
@@ -102,11 +109,19 @@ class DataImportFaceServiceServicer:
     prints int64 as a JSON string; every such value is a whole number.
 
     Every rpc needs `authorization: Bearer <key>` (UNAUTHENTICATED / 401 otherwise).
+
+    Through Envoy (src/invoice_rpc/gateway/config.py), before the server: a POST without a body
+    is a 400; a body over 8 MiB is a 413; a request line and headers over 6 KiB together, or more
+    than 32 headers, is a 431. Unknown JSON fields in a body are ignored; a value of the wrong
+    JSON type (a string for a number) is a 400 naming the field. Errors are a JSON
+    google.rpc.Status: `{"code": 3, "message": "...", "details": [...]}`, with
+    google.rpc.BadRequest field violations for a 400 from the server.
     """
 
     def ListDataInvoices(self, request, context):
-        """Lists the invoices imported from one data source, latest issue date first; an unknown
-        source has none. Errors: INVALID_ARGUMENT (source missing or not a UUID, limit out of range).
+        """Lists the `limit` invoices with the latest issue dates imported from one data source, in
+        issue date order (oldest of them first, as seed 004's example shows); an unknown source
+        has none. Errors: INVALID_ARGUMENT (source missing or not a UUID, limit out of range).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -115,7 +130,8 @@ class DataImportFaceServiceServicer:
     def UpsertDataInvoices(self, request, context):
         """Inserts or updates invoices by (data source, id); one object or an array. Each item gets
         its own result; a bad item does not stop the others. Errors: INVALID_ARGUMENT (empty
-        body, more than 1000 items).
+        body, more than 1000 items), ABORTED (a concurrent call inserted one of the same ids
+        first; retry the batch).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -131,16 +147,18 @@ class DataImportFaceServiceServicer:
 
     def UpsertDataCustomers(self, request, context):
         """Inserts or updates customers by (data source, id); one object or an array.
-        Errors: INVALID_ARGUMENT (empty body, more than 1000 items).
+        Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+        inserted one of the same ids first; retry the batch).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetDataCustomer(self, request, context):
-        """Gets a customer with its metrics as last recalculated by the worker.
-        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (id in several sources and no
-        `source` given).
+        """Gets a customer with its metrics as last recalculated by the worker (imports queue the
+        recalculation; it happens after the import returned).
+        Errors: INVALID_ARGUMENT (a blank id), NOT_FOUND (no such customer, or no such source),
+        FAILED_PRECONDITION (HTTP 400: the id is in several sources and no `source` was given).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -148,7 +166,8 @@ class DataImportFaceServiceServicer:
 
     def UpsertDataPlans(self, request, context):
         """Inserts or updates plans by (data source, id); one object or an array.
-        Errors: INVALID_ARGUMENT (empty body, more than 1000 items).
+        Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+        inserted one of the same ids first; retry the batch).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -156,7 +175,8 @@ class DataImportFaceServiceServicer:
 
     def UpsertDataCompanies(self, request, context):
         """Inserts or updates companies by id; one object or an array.
-        Errors: INVALID_ARGUMENT (empty body, more than 1000 items).
+        Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+        inserted one of the same ids first; retry the batch).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -165,7 +185,7 @@ class DataImportFaceServiceServicer:
     def UpsertDataOrders(self, request, context):
         """Inserts or updates orders by (data source, id); one object or an array.
         Errors: INVALID_ARGUMENT (empty body, more than 1000 items, a billing_type or date that
-        is not one at all).
+        is not one at all), ABORTED (a concurrent call inserted one of the same ids first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -174,7 +194,8 @@ class DataImportFaceServiceServicer:
     def UpsertDataUsage(self, request, context):
         """Inserts or updates marketplace usage records by id; one object or an array.
         Errors: INVALID_ARGUMENT (empty body, more than 1000 items, a timestamp that is not one,
-        a quantity that is neither a number nor a string).
+        a quantity that is neither a number nor a string), ABORTED (a concurrent call inserted
+        one of the same ids first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -247,6 +268,13 @@ class DataImportFaceService:
     prints int64 as a JSON string; every such value is a whole number.
 
     Every rpc needs `authorization: Bearer <key>` (UNAUTHENTICATED / 401 otherwise).
+
+    Through Envoy (src/invoice_rpc/gateway/config.py), before the server: a POST without a body
+    is a 400; a body over 8 MiB is a 413; a request line and headers over 6 KiB together, or more
+    than 32 headers, is a 431. Unknown JSON fields in a body are ignored; a value of the wrong
+    JSON type (a string for a number) is a 400 naming the field. Errors are a JSON
+    google.rpc.Status: `{"code": 3, "message": "...", "details": [...]}`, with
+    google.rpc.BadRequest field violations for a 400 from the server.
     """
 
     @staticmethod

@@ -37,6 +37,13 @@ class DataImportFaceServiceStub:
     prints int64 as a JSON string; every such value is a whole number.
 
     Every rpc needs `authorization: Bearer <key>` (UNAUTHENTICATED / 401 otherwise).
+
+    Through Envoy (src/invoice_rpc/gateway/config.py), before the server: a POST without a body
+    is a 400; a body over 8 MiB is a 413; a request line and headers over 6 KiB together, or more
+    than 32 headers, is a 431. Unknown JSON fields in a body are ignored; a value of the wrong
+    JSON type (a string for a number) is a 400 naming the field. Errors are a JSON
+    google.rpc.Status: `{"code": 3, "message": "...", "details": [...]}`, with
+    google.rpc.BadRequest field violations for a 400 from the server.
     """
 
     @_typing.overload
@@ -44,13 +51,15 @@ class DataImportFaceServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> DataImportFaceServiceAsyncStub: ...
     ListDataInvoices: _grpc.UnaryUnaryMultiCallable[_data_import_face_pb2.ListDataInvoicesRequest, _data_import_face_pb2.ListDataInvoicesResponse]
-    """Lists the invoices imported from one data source, latest issue date first; an unknown
-    source has none. Errors: INVALID_ARGUMENT (source missing or not a UUID, limit out of range).
+    """Lists the `limit` invoices with the latest issue dates imported from one data source, in
+    issue date order (oldest of them first, as seed 004's example shows); an unknown source
+    has none. Errors: INVALID_ARGUMENT (source missing or not a UUID, limit out of range).
     """
     UpsertDataInvoices: _grpc.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataInvoicesRequest, _data_import_face_pb2.DataImportResponse]
     """Inserts or updates invoices by (data source, id); one object or an array. Each item gets
     its own result; a bad item does not stop the others. Errors: INVALID_ARGUMENT (empty
-    body, more than 1000 items).
+    body, more than 1000 items), ABORTED (a concurrent call inserted one of the same ids
+    first; retry the batch).
     """
     AddDataSource: _grpc.UnaryUnaryMultiCallable[_data_import_face_pb2.AddDataSourceRequest, _data_import_face_pb2.DataSourceFace]
     """Creates a data source; answers 201 Created.
@@ -58,30 +67,35 @@ class DataImportFaceServiceStub:
     """
     UpsertDataCustomers: _grpc.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataCustomersRequest, _data_import_face_pb2.DataImportResponse]
     """Inserts or updates customers by (data source, id); one object or an array.
-    Errors: INVALID_ARGUMENT (empty body, more than 1000 items).
+    Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+    inserted one of the same ids first; retry the batch).
     """
     GetDataCustomer: _grpc.UnaryUnaryMultiCallable[_data_import_face_pb2.GetDataCustomerRequest, _data_import_face_pb2.GetDataCustomerResponse]
-    """Gets a customer with its metrics as last recalculated by the worker.
-    Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (id in several sources and no
-    `source` given).
+    """Gets a customer with its metrics as last recalculated by the worker (imports queue the
+    recalculation; it happens after the import returned).
+    Errors: INVALID_ARGUMENT (a blank id), NOT_FOUND (no such customer, or no such source),
+    FAILED_PRECONDITION (HTTP 400: the id is in several sources and no `source` was given).
     """
     UpsertDataPlans: _grpc.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataPlansRequest, _data_import_face_pb2.DataImportResponse]
     """Inserts or updates plans by (data source, id); one object or an array.
-    Errors: INVALID_ARGUMENT (empty body, more than 1000 items).
+    Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+    inserted one of the same ids first; retry the batch).
     """
     UpsertDataCompanies: _grpc.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataCompaniesRequest, _data_import_face_pb2.DataImportResponse]
     """Inserts or updates companies by id; one object or an array.
-    Errors: INVALID_ARGUMENT (empty body, more than 1000 items).
+    Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+    inserted one of the same ids first; retry the batch).
     """
     UpsertDataOrders: _grpc.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataOrdersRequest, _data_import_face_pb2.DataImportResponse]
     """Inserts or updates orders by (data source, id); one object or an array.
     Errors: INVALID_ARGUMENT (empty body, more than 1000 items, a billing_type or date that
-    is not one at all).
+    is not one at all), ABORTED (a concurrent call inserted one of the same ids first).
     """
     UpsertDataUsage: _grpc.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataUsageRequest, _data_import_face_pb2.DataImportResponse]
     """Inserts or updates marketplace usage records by id; one object or an array.
     Errors: INVALID_ARGUMENT (empty body, more than 1000 items, a timestamp that is not one,
-    a quantity that is neither a number nor a string).
+    a quantity that is neither a number nor a string), ABORTED (a concurrent call inserted
+    one of the same ids first).
     """
 
 @_typing.type_check_only
@@ -96,17 +110,26 @@ class DataImportFaceServiceAsyncStub(DataImportFaceServiceStub):
     prints int64 as a JSON string; every such value is a whole number.
 
     Every rpc needs `authorization: Bearer <key>` (UNAUTHENTICATED / 401 otherwise).
+
+    Through Envoy (src/invoice_rpc/gateway/config.py), before the server: a POST without a body
+    is a 400; a body over 8 MiB is a 413; a request line and headers over 6 KiB together, or more
+    than 32 headers, is a 431. Unknown JSON fields in a body are ignored; a value of the wrong
+    JSON type (a string for a number) is a 400 naming the field. Errors are a JSON
+    google.rpc.Status: `{"code": 3, "message": "...", "details": [...]}`, with
+    google.rpc.BadRequest field violations for a 400 from the server.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListDataInvoices: _aio.UnaryUnaryMultiCallable[_data_import_face_pb2.ListDataInvoicesRequest, _data_import_face_pb2.ListDataInvoicesResponse]  # type: ignore[assignment]
-    """Lists the invoices imported from one data source, latest issue date first; an unknown
-    source has none. Errors: INVALID_ARGUMENT (source missing or not a UUID, limit out of range).
+    """Lists the `limit` invoices with the latest issue dates imported from one data source, in
+    issue date order (oldest of them first, as seed 004's example shows); an unknown source
+    has none. Errors: INVALID_ARGUMENT (source missing or not a UUID, limit out of range).
     """
     UpsertDataInvoices: _aio.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataInvoicesRequest, _data_import_face_pb2.DataImportResponse]  # type: ignore[assignment]
     """Inserts or updates invoices by (data source, id); one object or an array. Each item gets
     its own result; a bad item does not stop the others. Errors: INVALID_ARGUMENT (empty
-    body, more than 1000 items).
+    body, more than 1000 items), ABORTED (a concurrent call inserted one of the same ids
+    first; retry the batch).
     """
     AddDataSource: _aio.UnaryUnaryMultiCallable[_data_import_face_pb2.AddDataSourceRequest, _data_import_face_pb2.DataSourceFace]  # type: ignore[assignment]
     """Creates a data source; answers 201 Created.
@@ -114,30 +137,35 @@ class DataImportFaceServiceAsyncStub(DataImportFaceServiceStub):
     """
     UpsertDataCustomers: _aio.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataCustomersRequest, _data_import_face_pb2.DataImportResponse]  # type: ignore[assignment]
     """Inserts or updates customers by (data source, id); one object or an array.
-    Errors: INVALID_ARGUMENT (empty body, more than 1000 items).
+    Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+    inserted one of the same ids first; retry the batch).
     """
     GetDataCustomer: _aio.UnaryUnaryMultiCallable[_data_import_face_pb2.GetDataCustomerRequest, _data_import_face_pb2.GetDataCustomerResponse]  # type: ignore[assignment]
-    """Gets a customer with its metrics as last recalculated by the worker.
-    Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (id in several sources and no
-    `source` given).
+    """Gets a customer with its metrics as last recalculated by the worker (imports queue the
+    recalculation; it happens after the import returned).
+    Errors: INVALID_ARGUMENT (a blank id), NOT_FOUND (no such customer, or no such source),
+    FAILED_PRECONDITION (HTTP 400: the id is in several sources and no `source` was given).
     """
     UpsertDataPlans: _aio.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataPlansRequest, _data_import_face_pb2.DataImportResponse]  # type: ignore[assignment]
     """Inserts or updates plans by (data source, id); one object or an array.
-    Errors: INVALID_ARGUMENT (empty body, more than 1000 items).
+    Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+    inserted one of the same ids first; retry the batch).
     """
     UpsertDataCompanies: _aio.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataCompaniesRequest, _data_import_face_pb2.DataImportResponse]  # type: ignore[assignment]
     """Inserts or updates companies by id; one object or an array.
-    Errors: INVALID_ARGUMENT (empty body, more than 1000 items).
+    Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+    inserted one of the same ids first; retry the batch).
     """
     UpsertDataOrders: _aio.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataOrdersRequest, _data_import_face_pb2.DataImportResponse]  # type: ignore[assignment]
     """Inserts or updates orders by (data source, id); one object or an array.
     Errors: INVALID_ARGUMENT (empty body, more than 1000 items, a billing_type or date that
-    is not one at all).
+    is not one at all), ABORTED (a concurrent call inserted one of the same ids first).
     """
     UpsertDataUsage: _aio.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataUsageRequest, _data_import_face_pb2.DataImportResponse]  # type: ignore[assignment]
     """Inserts or updates marketplace usage records by id; one object or an array.
     Errors: INVALID_ARGUMENT (empty body, more than 1000 items, a timestamp that is not one,
-    a quantity that is neither a number nor a string).
+    a quantity that is neither a number nor a string), ABORTED (a concurrent call inserted
+    one of the same ids first).
     """
 
 class DataImportFaceServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -151,6 +179,13 @@ class DataImportFaceServiceServicer(metaclass=_abc_1.ABCMeta):
     prints int64 as a JSON string; every such value is a whole number.
 
     Every rpc needs `authorization: Bearer <key>` (UNAUTHENTICATED / 401 otherwise).
+
+    Through Envoy (src/invoice_rpc/gateway/config.py), before the server: a POST without a body
+    is a 400; a body over 8 MiB is a 413; a request line and headers over 6 KiB together, or more
+    than 32 headers, is a 431. Unknown JSON fields in a body are ignored; a value of the wrong
+    JSON type (a string for a number) is a 400 naming the field. Errors are a JSON
+    google.rpc.Status: `{"code": 3, "message": "...", "details": [...]}`, with
+    google.rpc.BadRequest field violations for a 400 from the server.
     """
 
     @_abc_1.abstractmethod
@@ -159,8 +194,9 @@ class DataImportFaceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _data_import_face_pb2.ListDataInvoicesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_data_import_face_pb2.ListDataInvoicesResponse, _abc.Awaitable[_data_import_face_pb2.ListDataInvoicesResponse]]:
-        """Lists the invoices imported from one data source, latest issue date first; an unknown
-        source has none. Errors: INVALID_ARGUMENT (source missing or not a UUID, limit out of range).
+        """Lists the `limit` invoices with the latest issue dates imported from one data source, in
+        issue date order (oldest of them first, as seed 004's example shows); an unknown source
+        has none. Errors: INVALID_ARGUMENT (source missing or not a UUID, limit out of range).
         """
 
     @_abc_1.abstractmethod
@@ -171,7 +207,8 @@ class DataImportFaceServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_data_import_face_pb2.DataImportResponse, _abc.Awaitable[_data_import_face_pb2.DataImportResponse]]:
         """Inserts or updates invoices by (data source, id); one object or an array. Each item gets
         its own result; a bad item does not stop the others. Errors: INVALID_ARGUMENT (empty
-        body, more than 1000 items).
+        body, more than 1000 items), ABORTED (a concurrent call inserted one of the same ids
+        first; retry the batch).
         """
 
     @_abc_1.abstractmethod
@@ -191,7 +228,8 @@ class DataImportFaceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_data_import_face_pb2.DataImportResponse, _abc.Awaitable[_data_import_face_pb2.DataImportResponse]]:
         """Inserts or updates customers by (data source, id); one object or an array.
-        Errors: INVALID_ARGUMENT (empty body, more than 1000 items).
+        Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+        inserted one of the same ids first; retry the batch).
         """
 
     @_abc_1.abstractmethod
@@ -200,9 +238,10 @@ class DataImportFaceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _data_import_face_pb2.GetDataCustomerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_data_import_face_pb2.GetDataCustomerResponse, _abc.Awaitable[_data_import_face_pb2.GetDataCustomerResponse]]:
-        """Gets a customer with its metrics as last recalculated by the worker.
-        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (id in several sources and no
-        `source` given).
+        """Gets a customer with its metrics as last recalculated by the worker (imports queue the
+        recalculation; it happens after the import returned).
+        Errors: INVALID_ARGUMENT (a blank id), NOT_FOUND (no such customer, or no such source),
+        FAILED_PRECONDITION (HTTP 400: the id is in several sources and no `source` was given).
         """
 
     @_abc_1.abstractmethod
@@ -212,7 +251,8 @@ class DataImportFaceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_data_import_face_pb2.DataImportResponse, _abc.Awaitable[_data_import_face_pb2.DataImportResponse]]:
         """Inserts or updates plans by (data source, id); one object or an array.
-        Errors: INVALID_ARGUMENT (empty body, more than 1000 items).
+        Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+        inserted one of the same ids first; retry the batch).
         """
 
     @_abc_1.abstractmethod
@@ -222,7 +262,8 @@ class DataImportFaceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_data_import_face_pb2.DataImportResponse, _abc.Awaitable[_data_import_face_pb2.DataImportResponse]]:
         """Inserts or updates companies by id; one object or an array.
-        Errors: INVALID_ARGUMENT (empty body, more than 1000 items).
+        Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+        inserted one of the same ids first; retry the batch).
         """
 
     @_abc_1.abstractmethod
@@ -233,7 +274,7 @@ class DataImportFaceServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_data_import_face_pb2.DataImportResponse, _abc.Awaitable[_data_import_face_pb2.DataImportResponse]]:
         """Inserts or updates orders by (data source, id); one object or an array.
         Errors: INVALID_ARGUMENT (empty body, more than 1000 items, a billing_type or date that
-        is not one at all).
+        is not one at all), ABORTED (a concurrent call inserted one of the same ids first).
         """
 
     @_abc_1.abstractmethod
@@ -244,7 +285,8 @@ class DataImportFaceServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_data_import_face_pb2.DataImportResponse, _abc.Awaitable[_data_import_face_pb2.DataImportResponse]]:
         """Inserts or updates marketplace usage records by id; one object or an array.
         Errors: INVALID_ARGUMENT (empty body, more than 1000 items, a timestamp that is not one,
-        a quantity that is neither a number nor a string).
+        a quantity that is neither a number nor a string), ABORTED (a concurrent call inserted
+        one of the same ids first).
         """
 
 def add_DataImportFaceServiceServicer_to_server(servicer: DataImportFaceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

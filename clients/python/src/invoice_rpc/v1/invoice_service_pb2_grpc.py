@@ -127,7 +127,8 @@ class InvoiceServiceServicer:
 
     def StreamInvoices(self, request, context):
         """Streams every matching invoice in batches, in constant server memory.
-        Errors: INVALID_ARGUMENT.
+        Errors: INVALID_ARGUMENT, RESOURCE_EXHAUSTED (the tenant already has 4 streams or exports
+        running on this server, the most allowed at once; retry when one has finished).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -136,7 +137,8 @@ class InvoiceServiceServicer:
     def ExportInvoices(self, request, context):
         """Exports every matching invoice as a CSV or JSON file, streamed in chunks. The first
         message carries the content type; `content-disposition` is sent as initial metadata.
-        Errors: INVALID_ARGUMENT (before any chunk is sent).
+        Errors: INVALID_ARGUMENT (before any chunk is sent), RESOURCE_EXHAUSTED (the tenant
+        already has 4 streams or exports running on this server, the most allowed at once).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

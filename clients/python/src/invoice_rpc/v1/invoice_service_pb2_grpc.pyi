@@ -54,12 +54,14 @@ class InvoiceServiceStub:
     """
     StreamInvoices: _grpc.UnaryStreamMultiCallable[_invoice_service_pb2.StreamInvoicesRequest, _invoice_service_pb2.StreamInvoicesResponse]
     """Streams every matching invoice in batches, in constant server memory.
-    Errors: INVALID_ARGUMENT.
+    Errors: INVALID_ARGUMENT, RESOURCE_EXHAUSTED (the tenant already has 4 streams or exports
+    running on this server, the most allowed at once; retry when one has finished).
     """
     ExportInvoices: _grpc.UnaryStreamMultiCallable[_invoice_service_pb2.ExportInvoicesRequest, _httpbody_pb2.HttpBody]
     """Exports every matching invoice as a CSV or JSON file, streamed in chunks. The first
     message carries the content type; `content-disposition` is sent as initial metadata.
-    Errors: INVALID_ARGUMENT (before any chunk is sent).
+    Errors: INVALID_ARGUMENT (before any chunk is sent), RESOURCE_EXHAUSTED (the tenant
+    already has 4 streams or exports running on this server, the most allowed at once).
     """
     CreateInvoice: _grpc.UnaryUnaryMultiCallable[_invoice_service_pb2.CreateInvoiceRequest, _resources_pb2.Invoice]
     """Creates a draft or sent invoice; totals are computed from the lines. With a request_id,
@@ -107,12 +109,14 @@ class InvoiceServiceAsyncStub(InvoiceServiceStub):
     """
     StreamInvoices: _aio.UnaryStreamMultiCallable[_invoice_service_pb2.StreamInvoicesRequest, _invoice_service_pb2.StreamInvoicesResponse]  # type: ignore[assignment]
     """Streams every matching invoice in batches, in constant server memory.
-    Errors: INVALID_ARGUMENT.
+    Errors: INVALID_ARGUMENT, RESOURCE_EXHAUSTED (the tenant already has 4 streams or exports
+    running on this server, the most allowed at once; retry when one has finished).
     """
     ExportInvoices: _aio.UnaryStreamMultiCallable[_invoice_service_pb2.ExportInvoicesRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
     """Exports every matching invoice as a CSV or JSON file, streamed in chunks. The first
     message carries the content type; `content-disposition` is sent as initial metadata.
-    Errors: INVALID_ARGUMENT (before any chunk is sent).
+    Errors: INVALID_ARGUMENT (before any chunk is sent), RESOURCE_EXHAUSTED (the tenant
+    already has 4 streams or exports running on this server, the most allowed at once).
     """
     CreateInvoice: _aio.UnaryUnaryMultiCallable[_invoice_service_pb2.CreateInvoiceRequest, _resources_pb2.Invoice]  # type: ignore[assignment]
     """Creates a draft or sent invoice; totals are computed from the lines. With a request_id,
@@ -181,7 +185,8 @@ class InvoiceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_invoice_service_pb2.StreamInvoicesResponse], _abc.AsyncIterator[_invoice_service_pb2.StreamInvoicesResponse]]:
         """Streams every matching invoice in batches, in constant server memory.
-        Errors: INVALID_ARGUMENT.
+        Errors: INVALID_ARGUMENT, RESOURCE_EXHAUSTED (the tenant already has 4 streams or exports
+        running on this server, the most allowed at once; retry when one has finished).
         """
 
     @_abc_1.abstractmethod
@@ -192,7 +197,8 @@ class InvoiceServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_httpbody_pb2.HttpBody], _abc.AsyncIterator[_httpbody_pb2.HttpBody]]:
         """Exports every matching invoice as a CSV or JSON file, streamed in chunks. The first
         message carries the content type; `content-disposition` is sent as initial metadata.
-        Errors: INVALID_ARGUMENT (before any chunk is sent).
+        Errors: INVALID_ARGUMENT (before any chunk is sent), RESOURCE_EXHAUSTED (the tenant
+        already has 4 streams or exports running on this server, the most allowed at once).
         """
 
     @_abc_1.abstractmethod

@@ -76,7 +76,10 @@ class ListJsonApiInvoicesRequest(_message.Message):
 
     @_builtins.property
     def include(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Optional. Related resources to include: company, payment_means, people, documents."""
+        """Optional. Related resources to put in `included`: company (issuer and receiver),
+        payment_means, people, documents, and invoice_items (not in seed 002's list, but its
+        example shows them).
+        """
 
     def __init__(
         self,
@@ -96,6 +99,34 @@ class ListJsonApiInvoicesRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListJsonApiInvoicesRequest: _TypeAlias = ListJsonApiInvoicesRequest  # noqa: Y015
+
+@_typing.final
+class GetJsonApiInvoiceRequest(_message.Message):
+    """Request of GetJsonApiInvoice: `GET /v1/invoices/invoice_<uuid>?include=company`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    INCLUDE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. The invoice's resource id, `invoice_<uuid>` (the bare UUID is accepted too)."""
+    @_builtins.property
+    def include(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional. Related resources to put in `included`, as ListJsonApiInvoices takes them."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        include: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "include", b"include"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetJsonApiInvoiceRequest: _TypeAlias = GetJsonApiInvoiceRequest  # noqa: Y015
 
 @_typing.final
 class JsonApiIdentifier(_message.Message):
@@ -414,15 +445,18 @@ Global___JsonApiInvoice: _TypeAlias = JsonApiInvoice  # noqa: Y015
 
 @_typing.final
 class JsonApiMeta(_message.Message):
-    """`meta` of a list."""
+    """`meta` of a list: `{"total": 150, "page": 1, "limit": 20, "next_cursor": "..."}`."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TOTAL_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     NEXT_CURSOR_FIELD_NUMBER: _builtins.int
     total: _builtins.int
     """Invoices matching the filters, in all pages."""
+    page: _builtins.int
+    """Number of this page in the walk that began without a cursor: 1, 2, ..."""
     limit: _builtins.int
     """Page size used."""
     next_cursor: _builtins.str
@@ -431,18 +465,54 @@ class JsonApiMeta(_message.Message):
         self,
         *,
         total: _builtins.int = ...,
+        page: _builtins.int = ...,
         limit: _builtins.int = ...,
         next_cursor: _builtins.str | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_next_cursor", b"_next_cursor", "next_cursor", b"next_cursor"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_next_cursor", b"_next_cursor", "limit", b"limit", "next_cursor", b"next_cursor", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_next_cursor", b"_next_cursor", "limit", b"limit", "next_cursor", b"next_cursor", "page", b"page", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__next_cursor: _TypeAlias = _typing.Literal["next_cursor"]  # noqa: Y015
     _WhichOneofArgType__next_cursor: _TypeAlias = _typing.Literal["_next_cursor", b"_next_cursor"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__next_cursor) -> _WhichOneofReturnType__next_cursor | None: ...
 
 Global___JsonApiMeta: _TypeAlias = JsonApiMeta  # noqa: Y015
+
+@_typing.final
+class JsonApiResource(_message.Message):
+    """A related resource in `included`: `{"type": "company", "id": "...", "attributes": {...}}`.
+    Attributes differ per type (seed 002's example shows each), hence a Struct; an attribute
+    with no value is left out.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """company, payment_means, document, people or invoice_item."""
+    id: _builtins.str
+    """The id it was imported with (a line's UUID for an invoice_item)."""
+    @_builtins.property
+    def attributes(self) -> _struct_pb2.Struct:
+        """Its attributes."""
+
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        id: _builtins.str = ...,
+        attributes: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "id", b"id", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JsonApiResource: _TypeAlias = JsonApiResource  # noqa: Y015
 
 @_typing.final
 class ListJsonApiInvoicesResponse(_message.Message):
@@ -458,8 +528,8 @@ class ListJsonApiInvoicesResponse(_message.Message):
         """The page's invoices."""
 
     @_builtins.property
-    def included(self) -> _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]:
-        """Related resources asked for with `include` (none are served yet)."""
+    def included(self) -> _containers.RepeatedCompositeFieldContainer[Global___JsonApiResource]:
+        """Related resources asked for with `include`, each once; empty without `include`."""
 
     @_builtins.property
     def meta(self) -> Global___JsonApiMeta:
@@ -469,7 +539,7 @@ class ListJsonApiInvoicesResponse(_message.Message):
         self,
         *,
         data: _abc.Iterable[Global___JsonApiInvoice] | None = ...,
-        included: _abc.Iterable[_struct_pb2.Struct] | None = ...,
+        included: _abc.Iterable[Global___JsonApiResource] | None = ...,
         meta: Global___JsonApiMeta | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
@@ -479,3 +549,483 @@ class ListJsonApiInvoicesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListJsonApiInvoicesResponse: _TypeAlias = ListJsonApiInvoicesResponse  # noqa: Y015
+
+@_typing.final
+class JsonApiInvoiceDocument(_message.Message):
+    """One invoice with related resources: `{"data": {...}, "included": [...]}`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    INCLUDED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def data(self) -> Global___JsonApiInvoice:
+        """The invoice."""
+
+    @_builtins.property
+    def included(self) -> _containers.RepeatedCompositeFieldContainer[Global___JsonApiResource]:
+        """Related resources (those asked for with `include`; all of them after a create)."""
+
+    def __init__(
+        self,
+        *,
+        data: Global___JsonApiInvoice | None = ...,
+        included: _abc.Iterable[Global___JsonApiResource] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "included", b"included"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JsonApiInvoiceDocument: _TypeAlias = JsonApiInvoiceDocument  # noqa: Y015
+
+@_typing.final
+class CreateJsonApiInvoiceRequest(_message.Message):
+    """Request of CreateJsonApiInvoice: seed 003's body. Its Body section wraps the resource in
+    `data`, its curl sends the resource bare (`type`, `attributes`, `relationships` at the top):
+    both are accepted, not both at once.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    RELATIONSHIPS_FIELD_NUMBER: _builtins.int
+    INCLUDED_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """The resource's type when sent bare: "invoices" (or "invoice")."""
+    @_builtins.property
+    def data(self) -> Global___JsonApiNewInvoice:
+        """The resource, wrapped."""
+
+    @_builtins.property
+    def attributes(self) -> Global___JsonApiNewInvoiceAttributes:
+        """The resource's attributes when sent bare."""
+
+    @_builtins.property
+    def relationships(self) -> Global___JsonApiNewInvoiceRelationships:
+        """The resource's relationships when sent bare."""
+
+    @_builtins.property
+    def included(self) -> _containers.RepeatedCompositeFieldContainer[Global___JsonApiNewInvoiceItem]:
+        """Optional. The invoice's items with their prices, one per id listed in
+        `relationships.invoice_items` (no item catalog is kept here). Without them the invoice
+        gets one line priced from `local_totals`.
+        """
+
+    def __init__(
+        self,
+        *,
+        data: Global___JsonApiNewInvoice | None = ...,
+        type: _builtins.str = ...,
+        attributes: Global___JsonApiNewInvoiceAttributes | None = ...,
+        relationships: Global___JsonApiNewInvoiceRelationships | None = ...,
+        included: _abc.Iterable[Global___JsonApiNewInvoiceItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "data", b"data", "relationships", b"relationships"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "data", b"data", "included", b"included", "relationships", b"relationships", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateJsonApiInvoiceRequest: _TypeAlias = CreateJsonApiInvoiceRequest  # noqa: Y015
+
+@_typing.final
+class JsonApiNewInvoice(_message.Message):
+    """An invoice to create."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    RELATIONSHIPS_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """Required. "invoices" (or "invoice")."""
+    @_builtins.property
+    def attributes(self) -> Global___JsonApiNewInvoiceAttributes:
+        """Required. The attributes."""
+
+    @_builtins.property
+    def relationships(self) -> Global___JsonApiNewInvoiceRelationships:
+        """Optional. The related resources, by the ids they were imported with."""
+
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        attributes: Global___JsonApiNewInvoiceAttributes | None = ...,
+        relationships: Global___JsonApiNewInvoiceRelationships | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "relationships", b"relationships"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "relationships", b"relationships", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JsonApiNewInvoice: _TypeAlias = JsonApiNewInvoice  # noqa: Y015
+
+@_typing.final
+class JsonApiNewLocalTotals(_message.Message):
+    """Totals as the caller states them, in major units: numbers (2500) or decimal strings
+    ("2500.00"), at most the currency's decimals, at least 0.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_TOTAL_FIELD_NUMBER: _builtins.int
+    TAX_TOTAL_FIELD_NUMBER: _builtins.int
+    GRAND_TOTAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items_total(self) -> _struct_pb2.Value:
+        """Sum of the items before tax. Required when no items are included."""
+
+    @_builtins.property
+    def tax_total(self) -> _struct_pb2.Value:
+        """Tax; 0 if left out. Without included items, taken as the invoice's tax."""
+
+    @_builtins.property
+    def grand_total(self) -> _struct_pb2.Value:
+        """items_total + tax_total; checked if given."""
+
+    def __init__(
+        self,
+        *,
+        items_total: _struct_pb2.Value | None = ...,
+        tax_total: _struct_pb2.Value | None = ...,
+        grand_total: _struct_pb2.Value | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grand_total", b"grand_total", "items_total", b"items_total", "tax_total", b"tax_total"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grand_total", b"grand_total", "items_total", b"items_total", "tax_total", b"tax_total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JsonApiNewLocalTotals: _TypeAlias = JsonApiNewLocalTotals  # noqa: Y015
+
+@_typing.final
+class JsonApiNewPaymentStatus(_message.Message):
+    """Payment as the caller states it; amounts as in JsonApiNewLocalTotals."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAID_FIELD_NUMBER: _builtins.int
+    LOCAL_AMOUNT_PAID_FIELD_NUMBER: _builtins.int
+    LOCAL_AMOUNT_REMAINING_FIELD_NUMBER: _builtins.int
+    paid: _builtins.bool
+    """Whether the invoice is paid in full."""
+    @_builtins.property
+    def local_amount_paid(self) -> _struct_pb2.Value:
+        """Paid so far: the total if paid; less than it for a partial payment."""
+
+    @_builtins.property
+    def local_amount_remaining(self) -> _struct_pb2.Value:
+        """Still to pay: the total less what is paid."""
+
+    def __init__(
+        self,
+        *,
+        paid: _builtins.bool = ...,
+        local_amount_paid: _struct_pb2.Value | None = ...,
+        local_amount_remaining: _struct_pb2.Value | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["local_amount_paid", b"local_amount_paid", "local_amount_remaining", b"local_amount_remaining"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["local_amount_paid", b"local_amount_paid", "local_amount_remaining", b"local_amount_remaining", "paid", b"paid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JsonApiNewPaymentStatus: _TypeAlias = JsonApiNewPaymentStatus  # noqa: Y015
+
+@_typing.final
+class JsonApiNewInvoiceAttributes(_message.Message):
+    """Attributes of an invoice to create (seed 003)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFERENCE_NUMBER_FIELD_NUMBER: _builtins.int
+    ISSUE_DATE_FIELD_NUMBER: _builtins.int
+    DUE_DATE_FIELD_NUMBER: _builtins.int
+    DOCUMENT_TYPE_CODE_FIELD_NUMBER: _builtins.int
+    LOCAL_CURRENCY_FIELD_NUMBER: _builtins.int
+    LOCAL_TOTALS_FIELD_NUMBER: _builtins.int
+    TERMS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PAYMENT_STATUS_FIELD_NUMBER: _builtins.int
+    BILLING_CONTEXT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    reference_number: _builtins.str
+    """Optional. The caller's own reference, kept as the invoice's external id."""
+    issue_date: _builtins.str
+    """Optional. YYYY-MM-DD; today (UTC) if left out."""
+    due_date: _builtins.str
+    """Optional. YYYY-MM-DD, not before issue_date; the issue date if left out."""
+    document_type_code: _builtins.str
+    """Optional. "380" or "381"; must be the one billing_context implies (381 for refund and
+    cancellation).
+    """
+    local_currency: _builtins.str
+    """Required. ISO 4217 code."""
+    terms: _builtins.str
+    """Optional. Payment terms, e.g. "Net 30"."""
+    status: _builtins.str
+    """Optional. draft (default) or sent."""
+    billing_context: _builtins.str
+    """Required. The billing type, e.g. "subscription", "one-time", "refund"."""
+    description: _builtins.str
+    """Optional. Description."""
+    @_builtins.property
+    def local_totals(self) -> Global___JsonApiNewLocalTotals:
+        """Totals; required when no items are included."""
+
+    @_builtins.property
+    def payment_status(self) -> Global___JsonApiNewPaymentStatus:
+        """Optional. What is already paid."""
+
+    def __init__(
+        self,
+        *,
+        reference_number: _builtins.str = ...,
+        issue_date: _builtins.str = ...,
+        due_date: _builtins.str = ...,
+        document_type_code: _builtins.str = ...,
+        local_currency: _builtins.str = ...,
+        local_totals: Global___JsonApiNewLocalTotals | None = ...,
+        terms: _builtins.str = ...,
+        status: _builtins.str = ...,
+        payment_status: Global___JsonApiNewPaymentStatus | None = ...,
+        billing_context: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["local_totals", b"local_totals", "payment_status", b"payment_status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_context", b"billing_context", "description", b"description", "document_type_code", b"document_type_code", "due_date", b"due_date", "issue_date", b"issue_date", "local_currency", b"local_currency", "local_totals", b"local_totals", "payment_status", b"payment_status", "reference_number", b"reference_number", "status", b"status", "terms", b"terms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JsonApiNewInvoiceAttributes: _TypeAlias = JsonApiNewInvoiceAttributes  # noqa: Y015
+
+@_typing.final
+class JsonApiNewInvoiceRelationships(_message.Message):
+    """Relationships of an invoice to create; ids are those the resources were imported with."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUER_FIELD_NUMBER: _builtins.int
+    RECEIVER_FIELD_NUMBER: _builtins.int
+    PAYMENT_TYPE_FIELD_NUMBER: _builtins.int
+    PAYMENT_MEANS_FIELD_NUMBER: _builtins.int
+    INVOICE_ITEMS_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    PEOPLE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def issuer(self) -> Global___JsonApiToOne:
+        """Optional. The issuing company."""
+
+    @_builtins.property
+    def receiver(self) -> Global___JsonApiToOne:
+        """Optional. The receiving company."""
+
+    @_builtins.property
+    def payment_type(self) -> Global___JsonApiToMany:
+        """Optional. Payment means, under the name seed 003's request uses."""
+
+    @_builtins.property
+    def payment_means(self) -> Global___JsonApiToMany:
+        """Optional. Payment means, under the name responses use (not with payment_type)."""
+
+    @_builtins.property
+    def invoice_items(self) -> Global___JsonApiToMany:
+        """Optional. The items; priced by `included`, else references to the caller's own catalog."""
+
+    @_builtins.property
+    def documents(self) -> Global___JsonApiToMany:
+        """Optional. Attached documents."""
+
+    @_builtins.property
+    def people(self) -> Global___JsonApiToMany:
+        """Optional. People involved."""
+
+    def __init__(
+        self,
+        *,
+        issuer: Global___JsonApiToOne | None = ...,
+        receiver: Global___JsonApiToOne | None = ...,
+        payment_type: Global___JsonApiToMany | None = ...,
+        payment_means: Global___JsonApiToMany | None = ...,
+        invoice_items: Global___JsonApiToMany | None = ...,
+        documents: Global___JsonApiToMany | None = ...,
+        people: Global___JsonApiToMany | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "invoice_items", b"invoice_items", "issuer", b"issuer", "payment_means", b"payment_means", "payment_type", b"payment_type", "people", b"people", "receiver", b"receiver"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "invoice_items", b"invoice_items", "issuer", b"issuer", "payment_means", b"payment_means", "payment_type", b"payment_type", "people", b"people", "receiver", b"receiver"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JsonApiNewInvoiceRelationships: _TypeAlias = JsonApiNewInvoiceRelationships  # noqa: Y015
+
+@_typing.final
+class JsonApiNewInvoiceItem(_message.Message):
+    """An item of an invoice to create, in `included`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """Required. "invoice_item"."""
+    id: _builtins.str
+    """Required. The id `relationships.invoice_items` lists it under."""
+    @_builtins.property
+    def attributes(self) -> Global___JsonApiNewInvoiceItemAttributes:
+        """Required. The item."""
+
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        id: _builtins.str = ...,
+        attributes: Global___JsonApiNewInvoiceItemAttributes | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "id", b"id", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JsonApiNewInvoiceItem: _TypeAlias = JsonApiNewInvoiceItem  # noqa: Y015
+
+@_typing.final
+class JsonApiNewInvoiceItemAttributes(_message.Message):
+    """An item's attributes, as seed 002 shows an invoice_item, plus its quantity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    UNIT_PRICE_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    MIN_QUANTITY_FIELD_NUMBER: _builtins.int
+    MAX_QUANTITY_FIELD_NUMBER: _builtins.int
+    TAX_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """Optional. Stock keeping unit."""
+    name: _builtins.str
+    """Required. Name."""
+    description: _builtins.str
+    """Optional. Description."""
+    currency: _builtins.str
+    """Optional. Must be the invoice's local_currency."""
+    unit: _builtins.str
+    """Optional. Unit code, e.g. "EA"."""
+    @_builtins.property
+    def quantity(self) -> _struct_pb2.Value:
+        """Optional. Quantity, a number or decimal string (at most 6 decimals); 1 if left out."""
+
+    @_builtins.property
+    def unit_price(self) -> _struct_pb2.Value:
+        """Required. Price of one unit in major units of the invoice's currency."""
+
+    @_builtins.property
+    def min_quantity(self) -> _struct_pb2.Value:
+        """Optional. Least quantity that may be billed."""
+
+    @_builtins.property
+    def max_quantity(self) -> _struct_pb2.Value:
+        """Optional. Most quantity that may be billed."""
+
+    @_builtins.property
+    def tax(self) -> Global___JsonApiItemTax:
+        """Optional. Tax of the item."""
+
+    @_builtins.property
+    def period(self) -> Global___JsonApiItemPeriod:
+        """Optional. Service period."""
+
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        quantity: _struct_pb2.Value | None = ...,
+        unit_price: _struct_pb2.Value | None = ...,
+        currency: _builtins.str = ...,
+        unit: _builtins.str = ...,
+        min_quantity: _struct_pb2.Value | None = ...,
+        max_quantity: _struct_pb2.Value | None = ...,
+        tax: Global___JsonApiItemTax | None = ...,
+        period: Global___JsonApiItemPeriod | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["max_quantity", b"max_quantity", "min_quantity", b"min_quantity", "period", b"period", "quantity", b"quantity", "tax", b"tax", "unit_price", b"unit_price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "description", b"description", "max_quantity", b"max_quantity", "min_quantity", b"min_quantity", "name", b"name", "period", b"period", "quantity", b"quantity", "sku", b"sku", "tax", b"tax", "unit", b"unit", "unit_price", b"unit_price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JsonApiNewInvoiceItemAttributes: _TypeAlias = JsonApiNewInvoiceItemAttributes  # noqa: Y015
+
+@_typing.final
+class JsonApiItemTax(_message.Message):
+    """An item's tax."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RATE_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    SCHEME_FIELD_NUMBER: _builtins.int
+    category: _builtins.str
+    """Category, e.g. "standard"."""
+    scheme: _builtins.str
+    """Scheme, e.g. "VAT"."""
+    @_builtins.property
+    def rate(self) -> _struct_pb2.Value:
+        """Rate in percent, 0 to 100 (20 is 20 %)."""
+
+    def __init__(
+        self,
+        *,
+        rate: _struct_pb2.Value | None = ...,
+        category: _builtins.str = ...,
+        scheme: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rate", b"rate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "rate", b"rate", "scheme", b"scheme"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JsonApiItemTax: _TypeAlias = JsonApiItemTax  # noqa: Y015
+
+@_typing.final
+class JsonApiItemPeriod(_message.Message):
+    """An item's service period, whole days."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    start: _builtins.str
+    """First day, YYYY-MM-DD."""
+    end: _builtins.str
+    """Last day, YYYY-MM-DD."""
+    def __init__(
+        self,
+        *,
+        start: _builtins.str = ...,
+        end: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JsonApiItemPeriod: _TypeAlias = JsonApiItemPeriod  # noqa: Y015

@@ -26,11 +26,18 @@ if _version_not_supported:
 
 
 class JsonApiFaceServiceStub:
-    """The JSON:API face of seed 002 (`GET /v1/invoices`), served by Envoy's gRPC-JSON transcoder.
+    """The JSON:API face of seeds 002 and 003 (`GET /v1/invoices`, `POST /v1/invoices`), served by
+    Envoy's gRPC-JSON transcoder, plus `GET /v1/invoices/{id}`, the `Location` of a created
+    invoice.
 
     `page[limit]`, `page[cursor]` and `include=a,b` reach this service as `page.limit`,
     `page.cursor` and repeated `include` keys: Envoy's Lua REST shim rewrites them before the
-    transcoder, which cannot bind bracketed keys or split commas.
+    transcoder, which cannot bind bracketed keys or split commas. Errors name them as the
+    document does (`page[limit]`).
+
+    Related resources are named by the ids they were imported with (ImportService); `include`
+    puts their full attributes in `included`, each once. Amounts are in major units of the
+    invoice's currency: decimal strings in `local_totals`, JSON numbers elsewhere.
 
     Every rpc needs `authorization: Bearer <key>` (UNAUTHENTICATED / 401 otherwise).
     """
@@ -46,14 +53,31 @@ class JsonApiFaceServiceStub:
                 request_serializer=invoice__rpc_dot_v1_dot_jsonapi__face__pb2.ListJsonApiInvoicesRequest.SerializeToString,
                 response_deserializer=invoice__rpc_dot_v1_dot_jsonapi__face__pb2.ListJsonApiInvoicesResponse.FromString,
                 _registered_method=True)
+        self.GetJsonApiInvoice = channel.unary_unary(
+                '/invoice_rpc.v1.JsonApiFaceService/GetJsonApiInvoice',
+                request_serializer=invoice__rpc_dot_v1_dot_jsonapi__face__pb2.GetJsonApiInvoiceRequest.SerializeToString,
+                response_deserializer=invoice__rpc_dot_v1_dot_jsonapi__face__pb2.JsonApiInvoiceDocument.FromString,
+                _registered_method=True)
+        self.CreateJsonApiInvoice = channel.unary_unary(
+                '/invoice_rpc.v1.JsonApiFaceService/CreateJsonApiInvoice',
+                request_serializer=invoice__rpc_dot_v1_dot_jsonapi__face__pb2.CreateJsonApiInvoiceRequest.SerializeToString,
+                response_deserializer=invoice__rpc_dot_v1_dot_jsonapi__face__pb2.JsonApiInvoiceDocument.FromString,
+                _registered_method=True)
 
 
 class JsonApiFaceServiceServicer:
-    """The JSON:API face of seed 002 (`GET /v1/invoices`), served by Envoy's gRPC-JSON transcoder.
+    """The JSON:API face of seeds 002 and 003 (`GET /v1/invoices`, `POST /v1/invoices`), served by
+    Envoy's gRPC-JSON transcoder, plus `GET /v1/invoices/{id}`, the `Location` of a created
+    invoice.
 
     `page[limit]`, `page[cursor]` and `include=a,b` reach this service as `page.limit`,
     `page.cursor` and repeated `include` keys: Envoy's Lua REST shim rewrites them before the
-    transcoder, which cannot bind bracketed keys or split commas.
+    transcoder, which cannot bind bracketed keys or split commas. Errors name them as the
+    document does (`page[limit]`).
+
+    Related resources are named by the ids they were imported with (ImportService); `include`
+    puts their full attributes in `included`, each once. Amounts are in major units of the
+    invoice's currency: decimal strings in `local_totals`, JSON numbers elsewhere.
 
     Every rpc needs `authorization: Bearer <key>` (UNAUTHENTICATED / 401 otherwise).
     """
@@ -61,8 +85,31 @@ class JsonApiFaceServiceServicer:
     def ListJsonApiInvoices(self, request, context):
         """Lists invoices newest first, one cursor page at a time. `meta.next_cursor` is the
         `page[cursor]` of the next page (left out on the last one). Errors: INVALID_ARGUMENT
-        (unknown status, bad date, page[limit] outside 1..100, a cursor from another query,
-        `include`: related resources are not served yet).
+        (unknown status or include, bad date, date_to before date_from, page[limit] outside
+        1..100, a cursor this service did not issue for these filters).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJsonApiInvoice(self, request, context):
+        """Gets one invoice by its resource id (`invoice_<uuid>`). Errors: INVALID_ARGUMENT (unknown
+        include), NOT_FOUND (no such invoice; also another tenant's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateJsonApiInvoice(self, request, context):
+        """Creates an invoice from seed 003's body, wrapped in `data` or bare, and answers
+        201 Created with a `location` and every related resource in `included`. The invoice number
+        (`reference_number` of the answer) is ours, gapless; the caller's `reference_number` is
+        kept as the invoice's external id. Stated totals and payment must agree with what the
+        invoice's lines give, to the minor unit; a stated payment is recorded (a paid invoice is
+        `paid`). An `Idempotency-Key` header makes a retry answer the invoice the first call made.
+        Errors: INVALID_ARGUMENT (every bad field, named as in the body, e.g.
+        `data.attributes.local_totals.grand_total`), NOT_FOUND (a related id the tenant does not
+        have, named by its field), ABORTED (a concurrent call with the same Idempotency-Key).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -76,6 +123,16 @@ def add_JsonApiFaceServiceServicer_to_server(servicer, server):
                     request_deserializer=invoice__rpc_dot_v1_dot_jsonapi__face__pb2.ListJsonApiInvoicesRequest.FromString,
                     response_serializer=invoice__rpc_dot_v1_dot_jsonapi__face__pb2.ListJsonApiInvoicesResponse.SerializeToString,
             ),
+            'GetJsonApiInvoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJsonApiInvoice,
+                    request_deserializer=invoice__rpc_dot_v1_dot_jsonapi__face__pb2.GetJsonApiInvoiceRequest.FromString,
+                    response_serializer=invoice__rpc_dot_v1_dot_jsonapi__face__pb2.JsonApiInvoiceDocument.SerializeToString,
+            ),
+            'CreateJsonApiInvoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateJsonApiInvoice,
+                    request_deserializer=invoice__rpc_dot_v1_dot_jsonapi__face__pb2.CreateJsonApiInvoiceRequest.FromString,
+                    response_serializer=invoice__rpc_dot_v1_dot_jsonapi__face__pb2.JsonApiInvoiceDocument.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'invoice_rpc.v1.JsonApiFaceService', rpc_method_handlers)
@@ -85,11 +142,18 @@ def add_JsonApiFaceServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class JsonApiFaceService:
-    """The JSON:API face of seed 002 (`GET /v1/invoices`), served by Envoy's gRPC-JSON transcoder.
+    """The JSON:API face of seeds 002 and 003 (`GET /v1/invoices`, `POST /v1/invoices`), served by
+    Envoy's gRPC-JSON transcoder, plus `GET /v1/invoices/{id}`, the `Location` of a created
+    invoice.
 
     `page[limit]`, `page[cursor]` and `include=a,b` reach this service as `page.limit`,
     `page.cursor` and repeated `include` keys: Envoy's Lua REST shim rewrites them before the
-    transcoder, which cannot bind bracketed keys or split commas.
+    transcoder, which cannot bind bracketed keys or split commas. Errors name them as the
+    document does (`page[limit]`).
+
+    Related resources are named by the ids they were imported with (ImportService); `include`
+    puts their full attributes in `included`, each once. Amounts are in major units of the
+    invoice's currency: decimal strings in `local_totals`, JSON numbers elsewhere.
 
     Every rpc needs `authorization: Bearer <key>` (UNAUTHENTICATED / 401 otherwise).
     """
@@ -111,6 +175,60 @@ class JsonApiFaceService:
             '/invoice_rpc.v1.JsonApiFaceService/ListJsonApiInvoices',
             invoice__rpc_dot_v1_dot_jsonapi__face__pb2.ListJsonApiInvoicesRequest.SerializeToString,
             invoice__rpc_dot_v1_dot_jsonapi__face__pb2.ListJsonApiInvoicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJsonApiInvoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoice_rpc.v1.JsonApiFaceService/GetJsonApiInvoice',
+            invoice__rpc_dot_v1_dot_jsonapi__face__pb2.GetJsonApiInvoiceRequest.SerializeToString,
+            invoice__rpc_dot_v1_dot_jsonapi__face__pb2.JsonApiInvoiceDocument.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateJsonApiInvoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoice_rpc.v1.JsonApiFaceService/CreateJsonApiInvoice',
+            invoice__rpc_dot_v1_dot_jsonapi__face__pb2.CreateJsonApiInvoiceRequest.SerializeToString,
+            invoice__rpc_dot_v1_dot_jsonapi__face__pb2.JsonApiInvoiceDocument.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,11 +27,18 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class JsonApiFaceServiceStub:
-    """The JSON:API face of seed 002 (`GET /v1/invoices`), served by Envoy's gRPC-JSON transcoder.
+    """The JSON:API face of seeds 002 and 003 (`GET /v1/invoices`, `POST /v1/invoices`), served by
+    Envoy's gRPC-JSON transcoder, plus `GET /v1/invoices/{id}`, the `Location` of a created
+    invoice.
 
     `page[limit]`, `page[cursor]` and `include=a,b` reach this service as `page.limit`,
     `page.cursor` and repeated `include` keys: Envoy's Lua REST shim rewrites them before the
-    transcoder, which cannot bind bracketed keys or split commas.
+    transcoder, which cannot bind bracketed keys or split commas. Errors name them as the
+    document does (`page[limit]`).
+
+    Related resources are named by the ids they were imported with (ImportService); `include`
+    puts their full attributes in `included`, each once. Amounts are in major units of the
+    invoice's currency: decimal strings in `local_totals`, JSON numbers elsewhere.
 
     Every rpc needs `authorization: Bearer <key>` (UNAUTHENTICATED / 401 otherwise).
     """
@@ -43,17 +50,39 @@ class JsonApiFaceServiceStub:
     ListJsonApiInvoices: _grpc.UnaryUnaryMultiCallable[_jsonapi_face_pb2.ListJsonApiInvoicesRequest, _jsonapi_face_pb2.ListJsonApiInvoicesResponse]
     """Lists invoices newest first, one cursor page at a time. `meta.next_cursor` is the
     `page[cursor]` of the next page (left out on the last one). Errors: INVALID_ARGUMENT
-    (unknown status, bad date, page[limit] outside 1..100, a cursor from another query,
-    `include`: related resources are not served yet).
+    (unknown status or include, bad date, date_to before date_from, page[limit] outside
+    1..100, a cursor this service did not issue for these filters).
+    """
+    GetJsonApiInvoice: _grpc.UnaryUnaryMultiCallable[_jsonapi_face_pb2.GetJsonApiInvoiceRequest, _jsonapi_face_pb2.JsonApiInvoiceDocument]
+    """Gets one invoice by its resource id (`invoice_<uuid>`). Errors: INVALID_ARGUMENT (unknown
+    include), NOT_FOUND (no such invoice; also another tenant's).
+    """
+    CreateJsonApiInvoice: _grpc.UnaryUnaryMultiCallable[_jsonapi_face_pb2.CreateJsonApiInvoiceRequest, _jsonapi_face_pb2.JsonApiInvoiceDocument]
+    """Creates an invoice from seed 003's body, wrapped in `data` or bare, and answers
+    201 Created with a `location` and every related resource in `included`. The invoice number
+    (`reference_number` of the answer) is ours, gapless; the caller's `reference_number` is
+    kept as the invoice's external id. Stated totals and payment must agree with what the
+    invoice's lines give, to the minor unit; a stated payment is recorded (a paid invoice is
+    `paid`). An `Idempotency-Key` header makes a retry answer the invoice the first call made.
+    Errors: INVALID_ARGUMENT (every bad field, named as in the body, e.g.
+    `data.attributes.local_totals.grand_total`), NOT_FOUND (a related id the tenant does not
+    have, named by its field), ABORTED (a concurrent call with the same Idempotency-Key).
     """
 
 @_typing.type_check_only
 class JsonApiFaceServiceAsyncStub(JsonApiFaceServiceStub):
-    """The JSON:API face of seed 002 (`GET /v1/invoices`), served by Envoy's gRPC-JSON transcoder.
+    """The JSON:API face of seeds 002 and 003 (`GET /v1/invoices`, `POST /v1/invoices`), served by
+    Envoy's gRPC-JSON transcoder, plus `GET /v1/invoices/{id}`, the `Location` of a created
+    invoice.
 
     `page[limit]`, `page[cursor]` and `include=a,b` reach this service as `page.limit`,
     `page.cursor` and repeated `include` keys: Envoy's Lua REST shim rewrites them before the
-    transcoder, which cannot bind bracketed keys or split commas.
+    transcoder, which cannot bind bracketed keys or split commas. Errors name them as the
+    document does (`page[limit]`).
+
+    Related resources are named by the ids they were imported with (ImportService); `include`
+    puts their full attributes in `included`, each once. Amounts are in major units of the
+    invoice's currency: decimal strings in `local_totals`, JSON numbers elsewhere.
 
     Every rpc needs `authorization: Bearer <key>` (UNAUTHENTICATED / 401 otherwise).
     """
@@ -62,16 +91,38 @@ class JsonApiFaceServiceAsyncStub(JsonApiFaceServiceStub):
     ListJsonApiInvoices: _aio.UnaryUnaryMultiCallable[_jsonapi_face_pb2.ListJsonApiInvoicesRequest, _jsonapi_face_pb2.ListJsonApiInvoicesResponse]  # type: ignore[assignment]
     """Lists invoices newest first, one cursor page at a time. `meta.next_cursor` is the
     `page[cursor]` of the next page (left out on the last one). Errors: INVALID_ARGUMENT
-    (unknown status, bad date, page[limit] outside 1..100, a cursor from another query,
-    `include`: related resources are not served yet).
+    (unknown status or include, bad date, date_to before date_from, page[limit] outside
+    1..100, a cursor this service did not issue for these filters).
+    """
+    GetJsonApiInvoice: _aio.UnaryUnaryMultiCallable[_jsonapi_face_pb2.GetJsonApiInvoiceRequest, _jsonapi_face_pb2.JsonApiInvoiceDocument]  # type: ignore[assignment]
+    """Gets one invoice by its resource id (`invoice_<uuid>`). Errors: INVALID_ARGUMENT (unknown
+    include), NOT_FOUND (no such invoice; also another tenant's).
+    """
+    CreateJsonApiInvoice: _aio.UnaryUnaryMultiCallable[_jsonapi_face_pb2.CreateJsonApiInvoiceRequest, _jsonapi_face_pb2.JsonApiInvoiceDocument]  # type: ignore[assignment]
+    """Creates an invoice from seed 003's body, wrapped in `data` or bare, and answers
+    201 Created with a `location` and every related resource in `included`. The invoice number
+    (`reference_number` of the answer) is ours, gapless; the caller's `reference_number` is
+    kept as the invoice's external id. Stated totals and payment must agree with what the
+    invoice's lines give, to the minor unit; a stated payment is recorded (a paid invoice is
+    `paid`). An `Idempotency-Key` header makes a retry answer the invoice the first call made.
+    Errors: INVALID_ARGUMENT (every bad field, named as in the body, e.g.
+    `data.attributes.local_totals.grand_total`), NOT_FOUND (a related id the tenant does not
+    have, named by its field), ABORTED (a concurrent call with the same Idempotency-Key).
     """
 
 class JsonApiFaceServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The JSON:API face of seed 002 (`GET /v1/invoices`), served by Envoy's gRPC-JSON transcoder.
+    """The JSON:API face of seeds 002 and 003 (`GET /v1/invoices`, `POST /v1/invoices`), served by
+    Envoy's gRPC-JSON transcoder, plus `GET /v1/invoices/{id}`, the `Location` of a created
+    invoice.
 
     `page[limit]`, `page[cursor]` and `include=a,b` reach this service as `page.limit`,
     `page.cursor` and repeated `include` keys: Envoy's Lua REST shim rewrites them before the
-    transcoder, which cannot bind bracketed keys or split commas.
+    transcoder, which cannot bind bracketed keys or split commas. Errors name them as the
+    document does (`page[limit]`).
+
+    Related resources are named by the ids they were imported with (ImportService); `include`
+    puts their full attributes in `included`, each once. Amounts are in major units of the
+    invoice's currency: decimal strings in `local_totals`, JSON numbers elsewhere.
 
     Every rpc needs `authorization: Bearer <key>` (UNAUTHENTICATED / 401 otherwise).
     """
@@ -84,8 +135,35 @@ class JsonApiFaceServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_jsonapi_face_pb2.ListJsonApiInvoicesResponse, _abc.Awaitable[_jsonapi_face_pb2.ListJsonApiInvoicesResponse]]:
         """Lists invoices newest first, one cursor page at a time. `meta.next_cursor` is the
         `page[cursor]` of the next page (left out on the last one). Errors: INVALID_ARGUMENT
-        (unknown status, bad date, page[limit] outside 1..100, a cursor from another query,
-        `include`: related resources are not served yet).
+        (unknown status or include, bad date, date_to before date_from, page[limit] outside
+        1..100, a cursor this service did not issue for these filters).
+        """
+
+    @_abc_1.abstractmethod
+    def GetJsonApiInvoice(
+        self,
+        request: _jsonapi_face_pb2.GetJsonApiInvoiceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jsonapi_face_pb2.JsonApiInvoiceDocument, _abc.Awaitable[_jsonapi_face_pb2.JsonApiInvoiceDocument]]:
+        """Gets one invoice by its resource id (`invoice_<uuid>`). Errors: INVALID_ARGUMENT (unknown
+        include), NOT_FOUND (no such invoice; also another tenant's).
+        """
+
+    @_abc_1.abstractmethod
+    def CreateJsonApiInvoice(
+        self,
+        request: _jsonapi_face_pb2.CreateJsonApiInvoiceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jsonapi_face_pb2.JsonApiInvoiceDocument, _abc.Awaitable[_jsonapi_face_pb2.JsonApiInvoiceDocument]]:
+        """Creates an invoice from seed 003's body, wrapped in `data` or bare, and answers
+        201 Created with a `location` and every related resource in `included`. The invoice number
+        (`reference_number` of the answer) is ours, gapless; the caller's `reference_number` is
+        kept as the invoice's external id. Stated totals and payment must agree with what the
+        invoice's lines give, to the minor unit; a stated payment is recorded (a paid invoice is
+        `paid`). An `Idempotency-Key` header makes a retry answer the invoice the first call made.
+        Errors: INVALID_ARGUMENT (every bad field, named as in the body, e.g.
+        `data.attributes.local_totals.grand_total`), NOT_FOUND (a related id the tenant does not
+        have, named by its field), ABORTED (a concurrent call with the same Idempotency-Key).
         """
 
 def add_JsonApiFaceServiceServicer_to_server(servicer: JsonApiFaceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

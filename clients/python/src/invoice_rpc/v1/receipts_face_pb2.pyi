@@ -443,16 +443,20 @@ Global___ExportInvoiceReceiptsRequest: _TypeAlias = ExportInvoiceReceiptsRequest
 
 @_typing.final
 class GenerateMarketplaceInvoiceReceiptsRequest(_message.Message):
-    """Request of GenerateMarketplaceInvoiceReceipts (JSON body or query; both optional)."""
+    """Request of GenerateMarketplaceInvoiceReceipts (JSON body or query keys, not both; both
+    optional).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     PERIOD_START_FIELD_NUMBER: _builtins.int
     PERIOD_END_FIELD_NUMBER: _builtins.int
     period_start: _builtins.str
-    """Optional. First day billed, YYYY-MM-DD; default the first day of the current month."""
+    """Optional. First day billed, YYYY-MM-DD (UTC); default the first day of the current month."""
     period_end: _builtins.str
-    """Optional. Last day billed, YYYY-MM-DD; default the last day of period_start's month."""
+    """Optional. Last day billed, inclusive, YYYY-MM-DD (UTC); default the last day of the
+    current month.
+    """
     def __init__(
         self,
         *,
@@ -477,17 +481,23 @@ class GenerateMarketplaceInvoiceReceiptsResponse(_message.Message):
     COUNT_FIELD_NUMBER: _builtins.int
     INVOICE_NUMBERS_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
     message: _builtins.str
     """e.g. "1 marketplace invoice(s) generated for 2026-02-01 to 2026-02-28"."""
     count: _builtins.int
-    """Number of invoices generated."""
+    """Number of invoices generated (one per currency)."""
+    period_start: _builtins.str
+    """The first day billed, YYYY-MM-DD."""
+    period_end: _builtins.str
+    """The last day billed, YYYY-MM-DD."""
     @_builtins.property
     def invoice_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Their numbers."""
+        """Their numbers, ordered by currency."""
 
     @_builtins.property
     def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___InvoiceReceipt]:
-        """The invoices."""
+        """The invoices, as the list shows them."""
 
     def __init__(
         self,
@@ -496,10 +506,12 @@ class GenerateMarketplaceInvoiceReceiptsResponse(_message.Message):
         count: _builtins.int = ...,
         invoice_numbers: _abc.Iterable[_builtins.str] | None = ...,
         data: _abc.Iterable[Global___InvoiceReceipt] | None = ...,
+        period_start: _builtins.str = ...,
+        period_end: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "data", b"data", "invoice_numbers", b"invoice_numbers", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "data", b"data", "invoice_numbers", b"invoice_numbers", "message", b"message", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -507,7 +519,7 @@ Global___GenerateMarketplaceInvoiceReceiptsResponse: _TypeAlias = GenerateMarket
 
 @_typing.final
 class BackfillInvoiceReceiptsRequest(_message.Message):
-    """Request of BackfillInvoiceReceipts (`{"limit": 200}`)."""
+    """Request of BackfillInvoiceReceipts (`{"limit": 200}`, or `?limit=200`; not both)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 

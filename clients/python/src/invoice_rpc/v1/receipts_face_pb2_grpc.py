@@ -126,9 +126,11 @@ class InvoiceReceiptsFaceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GenerateMarketplaceInvoiceReceipts(self, request, context):
-        """Bills the period's unbilled marketplace usage: one invoice per currency; 201 Created.
-        Errors: PERMISSION_DENIED (tenant has no marketplace customer id), INVALID_ARGUMENT (bad
-        date, end before start), FAILED_PRECONDITION (no unbilled usage in the period).
+        """Bills the period's unbilled marketplace usage: one invoice per currency; 201 Created with
+        a `location` naming the first invoice.
+        Errors: PERMISSION_DENIED (tenant has no marketplace customer id; checked first),
+        INVALID_ARGUMENT (bad date, end before start), FAILED_PRECONDITION (no unbilled usage in
+        the period).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

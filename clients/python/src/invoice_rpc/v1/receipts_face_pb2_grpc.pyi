@@ -62,9 +62,11 @@ class InvoiceReceiptsFaceServiceStub:
     Errors: INVALID_ARGUMENT (unknown format or filter), before any byte is sent.
     """
     GenerateMarketplaceInvoiceReceipts: _grpc.UnaryUnaryMultiCallable[_receipts_face_pb2.GenerateMarketplaceInvoiceReceiptsRequest, _receipts_face_pb2.GenerateMarketplaceInvoiceReceiptsResponse]
-    """Bills the period's unbilled marketplace usage: one invoice per currency; 201 Created.
-    Errors: PERMISSION_DENIED (tenant has no marketplace customer id), INVALID_ARGUMENT (bad
-    date, end before start), FAILED_PRECONDITION (no unbilled usage in the period).
+    """Bills the period's unbilled marketplace usage: one invoice per currency; 201 Created with
+    a `location` naming the first invoice.
+    Errors: PERMISSION_DENIED (tenant has no marketplace customer id; checked first),
+    INVALID_ARGUMENT (bad date, end before start), FAILED_PRECONDITION (no unbilled usage in
+    the period).
     """
     BackfillInvoiceReceipts: _grpc.UnaryUnaryMultiCallable[_receipts_face_pb2.BackfillInvoiceReceiptsRequest, _receipts_face_pb2.BackfillInvoiceReceiptsResponse]
     """Creates invoices from orders that have none, oldest first, once each (also when two
@@ -104,9 +106,11 @@ class InvoiceReceiptsFaceServiceAsyncStub(InvoiceReceiptsFaceServiceStub):
     Errors: INVALID_ARGUMENT (unknown format or filter), before any byte is sent.
     """
     GenerateMarketplaceInvoiceReceipts: _aio.UnaryUnaryMultiCallable[_receipts_face_pb2.GenerateMarketplaceInvoiceReceiptsRequest, _receipts_face_pb2.GenerateMarketplaceInvoiceReceiptsResponse]  # type: ignore[assignment]
-    """Bills the period's unbilled marketplace usage: one invoice per currency; 201 Created.
-    Errors: PERMISSION_DENIED (tenant has no marketplace customer id), INVALID_ARGUMENT (bad
-    date, end before start), FAILED_PRECONDITION (no unbilled usage in the period).
+    """Bills the period's unbilled marketplace usage: one invoice per currency; 201 Created with
+    a `location` naming the first invoice.
+    Errors: PERMISSION_DENIED (tenant has no marketplace customer id; checked first),
+    INVALID_ARGUMENT (bad date, end before start), FAILED_PRECONDITION (no unbilled usage in
+    the period).
     """
     BackfillInvoiceReceipts: _aio.UnaryUnaryMultiCallable[_receipts_face_pb2.BackfillInvoiceReceiptsRequest, _receipts_face_pb2.BackfillInvoiceReceiptsResponse]  # type: ignore[assignment]
     """Creates invoices from orders that have none, oldest first, once each (also when two
@@ -173,9 +177,11 @@ class InvoiceReceiptsFaceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _receipts_face_pb2.GenerateMarketplaceInvoiceReceiptsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_receipts_face_pb2.GenerateMarketplaceInvoiceReceiptsResponse, _abc.Awaitable[_receipts_face_pb2.GenerateMarketplaceInvoiceReceiptsResponse]]:
-        """Bills the period's unbilled marketplace usage: one invoice per currency; 201 Created.
-        Errors: PERMISSION_DENIED (tenant has no marketplace customer id), INVALID_ARGUMENT (bad
-        date, end before start), FAILED_PRECONDITION (no unbilled usage in the period).
+        """Bills the period's unbilled marketplace usage: one invoice per currency; 201 Created with
+        a `location` naming the first invoice.
+        Errors: PERMISSION_DENIED (tenant has no marketplace customer id; checked first),
+        INVALID_ARGUMENT (bad date, end before start), FAILED_PRECONDITION (no unbilled usage in
+        the period).
         """
 
     @_abc_1.abstractmethod

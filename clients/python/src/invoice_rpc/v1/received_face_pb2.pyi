@@ -111,7 +111,7 @@ Global___ReceivedProduct: _TypeAlias = ReceivedProduct  # noqa: Y015
 
 @_typing.final
 class ReceivedEntity(_message.Message):
-    """The supplier entity issuing an invoice."""
+    """The supplier entity issuing an invoice: the invoice's issuer company."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -119,11 +119,11 @@ class ReceivedEntity(_message.Message):
     ENTITY_NAME_FIELD_NUMBER: _builtins.int
     ENTITY_LEGAL_NAME_FIELD_NUMBER: _builtins.int
     entity_ref: _builtins.str
-    """The company's id."""
+    """The company's reference (UUID, this service's id of it, like customer_ref)."""
     entity_name: _builtins.str
     """Its name."""
     entity_legal_name: _builtins.str
-    """Its legal name."""
+    """Its legal name ("" when unknown)."""
     def __init__(
         self,
         *,
@@ -138,6 +138,93 @@ class ReceivedEntity(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReceivedEntity: _TypeAlias = ReceivedEntity  # noqa: Y015
+
+@_typing.final
+class ReceivedBankTransferDetails(_message.Message):
+    """The bank account an invoice is paid to by transfer: from the invoice's first payment means
+    of type bank_transfer (also credit_transfer, sepa_credit_transfer, wire_transfer,
+    bank_account, ach).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILLING_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    billing_account_id: _builtins.str
+    """The payment means' account_details.billing_account_id, else the payment means' id."""
+    def __init__(
+        self,
+        *,
+        billing_account_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_account_id", b"billing_account_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceivedBankTransferDetails: _TypeAlias = ReceivedBankTransferDetails  # noqa: Y015
+
+@_typing.final
+class ReceivedOnlinePaymentDetails(_message.Message):
+    """How an invoice is paid online: from the invoice's first payment means of type card_details
+    (also card, credit_card, debit_card, online_payment), its card_details.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTO_CHARGE_FIELD_NUMBER: _builtins.int
+    PAYMENT_GATEWAY_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_GATEWAY_CARD_ID_FIELD_NUMBER: _builtins.int
+    auto_charge: _builtins.bool
+    """Whether the card is charged automatically."""
+    payment_gateway_id: _builtins.str
+    """The payment gateway's id."""
+    payment_gateway_card_id: _builtins.str
+    """The card's id in the payment gateway."""
+    def __init__(
+        self,
+        *,
+        auto_charge: _builtins.bool = ...,
+        payment_gateway_id: _builtins.str = ...,
+        payment_gateway_card_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_charge", b"auto_charge", "payment_gateway_card_id", b"payment_gateway_card_id", "payment_gateway_id", b"payment_gateway_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceivedOnlinePaymentDetails: _TypeAlias = ReceivedOnlinePaymentDetails  # noqa: Y015
+
+@_typing.final
+class ReceivedCryptoDetails(_message.Message):
+    """The crypto wallet an invoice is paid to: from the invoice's first payment means of type
+    crypto (also crypto_wallet, cryptocurrency), its crypto_wallet.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    TOKENS_FIELD_NUMBER: _builtins.int
+    address: _builtins.str
+    """The wallet's address."""
+    @_builtins.property
+    def tokens(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The tokens the wallet accepts, e.g. "BTC"."""
+
+    def __init__(
+        self,
+        *,
+        address: _builtins.str = ...,
+        tokens: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "tokens", b"tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceivedCryptoDetails: _TypeAlias = ReceivedCryptoDetails  # noqa: Y015
 
 @_typing.final
 class ReceivedInvoice(_message.Message):
@@ -167,6 +254,10 @@ class ReceivedInvoice(_message.Message):
     CONTRACT_FIELD_NUMBER: _builtins.int
     NUMBER_IN_CONTRACT_FIELD_NUMBER: _builtins.int
     ENTITY_FIELD_NUMBER: _builtins.int
+    TOTAL_IN_CONTRACT_FIELD_NUMBER: _builtins.int
+    BILLING_BANK_TRANSFER_DETAILS_FIELD_NUMBER: _builtins.int
+    BILLING_ONLINE_PAYMENT_DETAILS_FIELD_NUMBER: _builtins.int
+    BILLING_CRYPTO_DETAILS_FIELD_NUMBER: _builtins.int
     invoice_ref: _builtins.str
     """Output only. UUID."""
     document_number: _builtins.str
@@ -201,6 +292,11 @@ class ReceivedInvoice(_message.Message):
     """Output only. Major units."""
     number_in_contract: _builtins.int
     """Output only. Position of the invoice in its contract, from 1."""
+    total_in_contract: _builtins.float
+    """Output only. What the contract has invoiced up to and including this invoice, in its
+    currency, major units: totals of invoices minus credit notes, drafts and cancelled ones
+    left out. Absent without a contract.
+    """
     @_builtins.property
     def customer(self) -> Global___ReceivedCustomer:
         """Output only. The customer."""
@@ -219,7 +315,19 @@ class ReceivedInvoice(_message.Message):
 
     @_builtins.property
     def entity(self) -> Global___ReceivedEntity:
-        """Output only. The supplier entity."""
+        """Output only. The supplier entity (the issuer company)."""
+
+    @_builtins.property
+    def billing_bank_transfer_details(self) -> Global___ReceivedBankTransferDetails:
+        """Output only. Bank transfer details, from the invoice's payment means."""
+
+    @_builtins.property
+    def billing_online_payment_details(self) -> Global___ReceivedOnlinePaymentDetails:
+        """Output only. Online payment details, from the invoice's payment means."""
+
+    @_builtins.property
+    def billing_crypto_details(self) -> Global___ReceivedCryptoDetails:
+        """Output only. Crypto wallet details, from the invoice's payment means."""
 
     def __init__(
         self,
@@ -246,10 +354,14 @@ class ReceivedInvoice(_message.Message):
         contract: Global___ReceivedContract | None = ...,
         number_in_contract: _builtins.int | None = ...,
         entity: Global___ReceivedEntity | None = ...,
+        total_in_contract: _builtins.float | None = ...,
+        billing_bank_transfer_details: Global___ReceivedBankTransferDetails | None = ...,
+        billing_online_payment_details: Global___ReceivedOnlinePaymentDetails | None = ...,
+        billing_crypto_details: Global___ReceivedCryptoDetails | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_due_date", b"_due_date", "_number_in_contract", b"_number_in_contract", "_paid_date", b"_paid_date", "_submission_date", b"_submission_date", "contract", b"contract", "customer", b"customer", "due_date", b"due_date", "entity", b"entity", "net_terms", b"net_terms", "number_in_contract", b"number_in_contract", "paid_date", b"paid_date", "submission_date", b"submission_date"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_due_date", b"_due_date", "_number_in_contract", b"_number_in_contract", "_paid_date", b"_paid_date", "_submission_date", b"_submission_date", "_total_in_contract", b"_total_in_contract", "billing_bank_transfer_details", b"billing_bank_transfer_details", "billing_crypto_details", b"billing_crypto_details", "billing_online_payment_details", b"billing_online_payment_details", "contract", b"contract", "customer", b"customer", "due_date", b"due_date", "entity", b"entity", "net_terms", b"net_terms", "number_in_contract", b"number_in_contract", "paid_date", b"paid_date", "submission_date", b"submission_date", "total_in_contract", b"total_in_contract"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_due_date", b"_due_date", "_number_in_contract", b"_number_in_contract", "_paid_date", b"_paid_date", "_submission_date", b"_submission_date", "accounting_event_type", b"accounting_event_type", "contract", b"contract", "created_at", b"created_at", "credits_amount", b"credits_amount", "currency", b"currency", "customer", b"customer", "document_number", b"document_number", "due_date", b"due_date", "entity", b"entity", "invoice_ref", b"invoice_ref", "is_partial_period", b"is_partial_period", "issue_date", b"issue_date", "net_terms", b"net_terms", "number_in_contract", b"number_in_contract", "paid_date", b"paid_date", "products", b"products", "state", b"state", "sub_total", b"sub_total", "submission_date", b"submission_date", "total", b"total", "total_discount", b"total_discount", "total_tax", b"total_tax"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_due_date", b"_due_date", "_number_in_contract", b"_number_in_contract", "_paid_date", b"_paid_date", "_submission_date", b"_submission_date", "_total_in_contract", b"_total_in_contract", "accounting_event_type", b"accounting_event_type", "billing_bank_transfer_details", b"billing_bank_transfer_details", "billing_crypto_details", b"billing_crypto_details", "billing_online_payment_details", b"billing_online_payment_details", "contract", b"contract", "created_at", b"created_at", "credits_amount", b"credits_amount", "currency", b"currency", "customer", b"customer", "document_number", b"document_number", "due_date", b"due_date", "entity", b"entity", "invoice_ref", b"invoice_ref", "is_partial_period", b"is_partial_period", "issue_date", b"issue_date", "net_terms", b"net_terms", "number_in_contract", b"number_in_contract", "paid_date", b"paid_date", "products", b"products", "state", b"state", "sub_total", b"sub_total", "submission_date", b"submission_date", "total", b"total", "total_discount", b"total_discount", "total_in_contract", b"total_in_contract", "total_tax", b"total_tax"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__due_date: _TypeAlias = _typing.Literal["due_date"]  # noqa: Y015
     _WhichOneofArgType__due_date: _TypeAlias = _typing.Literal["_due_date", b"_due_date"]  # noqa: Y015
@@ -259,6 +371,8 @@ class ReceivedInvoice(_message.Message):
     _WhichOneofArgType__paid_date: _TypeAlias = _typing.Literal["_paid_date", b"_paid_date"]  # noqa: Y015
     _WhichOneofReturnType__submission_date: _TypeAlias = _typing.Literal["submission_date"]  # noqa: Y015
     _WhichOneofArgType__submission_date: _TypeAlias = _typing.Literal["_submission_date", b"_submission_date"]  # noqa: Y015
+    _WhichOneofReturnType__total_in_contract: _TypeAlias = _typing.Literal["total_in_contract"]  # noqa: Y015
+    _WhichOneofArgType__total_in_contract: _TypeAlias = _typing.Literal["_total_in_contract", b"_total_in_contract"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__due_date) -> _WhichOneofReturnType__due_date | None: ...
     @_typing.overload
@@ -267,6 +381,8 @@ class ReceivedInvoice(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__paid_date) -> _WhichOneofReturnType__paid_date | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__submission_date) -> _WhichOneofReturnType__submission_date | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__total_in_contract) -> _WhichOneofReturnType__total_in_contract | None: ...
 
 Global___ReceivedInvoice: _TypeAlias = ReceivedInvoice  # noqa: Y015
 
@@ -334,24 +450,31 @@ class FilterReceivedDocumentsRequest(_message.Message):
     """Required. Page number, from 0."""
     @_builtins.property
     def customer_refs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Optional. Customer references (UUIDs); repeat the key for several."""
+        """Optional. Customer references (UUIDs); repeat the key or separate them with commas."""
 
     @_builtins.property
     def contract_refs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Optional. Contract references (UUIDs); repeat the key for several."""
+        """Optional. Contract references (UUIDs); repeat the key or separate them with commas."""
 
     def __init__(
         self,
         *,
         customer_refs: _abc.Iterable[_builtins.str] | None = ...,
         contract_refs: _abc.Iterable[_builtins.str] | None = ...,
-        limit: _builtins.int = ...,
-        page: _builtins.int = ...,
+        limit: _builtins.int | None = ...,
+        page: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "_page", b"_page", "limit", b"limit", "page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_refs", b"contract_refs", "customer_refs", b"customer_refs", "limit", b"limit", "page", b"page"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "_page", b"_page", "contract_refs", b"contract_refs", "customer_refs", b"customer_refs", "limit", b"limit", "page", b"page"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__limit: _TypeAlias = _typing.Literal["limit"]  # noqa: Y015
+    _WhichOneofArgType__limit: _TypeAlias = _typing.Literal["_limit", b"_limit"]  # noqa: Y015
+    _WhichOneofReturnType__page: _TypeAlias = _typing.Literal["page"]  # noqa: Y015
+    _WhichOneofArgType__page: _TypeAlias = _typing.Literal["_page", b"_page"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit) -> _WhichOneofReturnType__limit | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__page) -> _WhichOneofReturnType__page | None: ...
 
 Global___FilterReceivedDocumentsRequest: _TypeAlias = FilterReceivedDocumentsRequest  # noqa: Y015

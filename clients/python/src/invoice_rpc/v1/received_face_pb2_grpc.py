@@ -78,20 +78,25 @@ class ReceivedFaceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReconcileReceivedInvoice(self, request, context):
-        """Records the invoice as paid on `paid_date` and returns it; repeating the call changes
-        nothing. Seed 001 documents a GET with a JSON body; POST is accepted too.
-        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (draft or cancelled invoice).
+        """Records the invoice as paid (what remains of it) on `paid_date` and returns it; repeating
+        the call, or reconciling a paid invoice, changes nothing. Seed 001 documents a GET with a
+        JSON body; POST with the same body is accepted too, and so are query parameters.
+        Errors: INVALID_ARGUMENT (bad version, invoice_ref missing or not a UUID, paid_date missing
+        or not RFC 3339 / YYYY-MM-DD), NOT_FOUND (also another tenant's invoice),
+        FAILED_PRECONDITION (draft or cancelled invoice).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def FilterReceivedDocuments(self, request, context):
-        """Lists the invoices of the given customers and/or contracts, newest first, one numbered
-        page (from 0) at a time. The answer is a bare JSON array of ReceivedInvoice objects, as
-        the document shows: Envoy 1.40 maps `response_body` only onto google.api.HttpBody, so the
-        array is rendered by the server (same field names and print options as the transcoder).
-        Errors: INVALID_ARGUMENT (a ref that is not a UUID, limit outside 1..200, page below 0).
+        """Lists the invoices of the given customers and/or contracts (both given: an invoice must
+        match both; neither: every invoice), newest first (created_at), one numbered page (from 0)
+        at a time. The answer is a bare JSON array of ReceivedInvoice objects, as the document
+        shows: Envoy 1.40 maps `response_body` only onto google.api.HttpBody, so the array is
+        rendered by the server (same field names and print options as the transcoder).
+        Errors: INVALID_ARGUMENT (bad version; a ref that is not a UUID; limit missing or outside
+        1..200; page missing or below 0).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -46,16 +46,21 @@ class ReceivedFaceServiceStub:
     NOT_FOUND (also another tenant's invoice).
     """
     ReconcileReceivedInvoice: _grpc.UnaryUnaryMultiCallable[_received_face_pb2.ReconcileReceivedInvoiceRequest, _received_face_pb2.ReceivedInvoice]
-    """Records the invoice as paid on `paid_date` and returns it; repeating the call changes
-    nothing. Seed 001 documents a GET with a JSON body; POST is accepted too.
-    Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (draft or cancelled invoice).
+    """Records the invoice as paid (what remains of it) on `paid_date` and returns it; repeating
+    the call, or reconciling a paid invoice, changes nothing. Seed 001 documents a GET with a
+    JSON body; POST with the same body is accepted too, and so are query parameters.
+    Errors: INVALID_ARGUMENT (bad version, invoice_ref missing or not a UUID, paid_date missing
+    or not RFC 3339 / YYYY-MM-DD), NOT_FOUND (also another tenant's invoice),
+    FAILED_PRECONDITION (draft or cancelled invoice).
     """
     FilterReceivedDocuments: _grpc.UnaryUnaryMultiCallable[_received_face_pb2.FilterReceivedDocumentsRequest, _httpbody_pb2.HttpBody]
-    """Lists the invoices of the given customers and/or contracts, newest first, one numbered
-    page (from 0) at a time. The answer is a bare JSON array of ReceivedInvoice objects, as
-    the document shows: Envoy 1.40 maps `response_body` only onto google.api.HttpBody, so the
-    array is rendered by the server (same field names and print options as the transcoder).
-    Errors: INVALID_ARGUMENT (a ref that is not a UUID, limit outside 1..200, page below 0).
+    """Lists the invoices of the given customers and/or contracts (both given: an invoice must
+    match both; neither: every invoice), newest first (created_at), one numbered page (from 0)
+    at a time. The answer is a bare JSON array of ReceivedInvoice objects, as the document
+    shows: Envoy 1.40 maps `response_body` only onto google.api.HttpBody, so the array is
+    rendered by the server (same field names and print options as the transcoder).
+    Errors: INVALID_ARGUMENT (bad version; a ref that is not a UUID; limit missing or outside
+    1..200; page missing or below 0).
     """
 
 @_typing.type_check_only
@@ -75,16 +80,21 @@ class ReceivedFaceServiceAsyncStub(ReceivedFaceServiceStub):
     NOT_FOUND (also another tenant's invoice).
     """
     ReconcileReceivedInvoice: _aio.UnaryUnaryMultiCallable[_received_face_pb2.ReconcileReceivedInvoiceRequest, _received_face_pb2.ReceivedInvoice]  # type: ignore[assignment]
-    """Records the invoice as paid on `paid_date` and returns it; repeating the call changes
-    nothing. Seed 001 documents a GET with a JSON body; POST is accepted too.
-    Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (draft or cancelled invoice).
+    """Records the invoice as paid (what remains of it) on `paid_date` and returns it; repeating
+    the call, or reconciling a paid invoice, changes nothing. Seed 001 documents a GET with a
+    JSON body; POST with the same body is accepted too, and so are query parameters.
+    Errors: INVALID_ARGUMENT (bad version, invoice_ref missing or not a UUID, paid_date missing
+    or not RFC 3339 / YYYY-MM-DD), NOT_FOUND (also another tenant's invoice),
+    FAILED_PRECONDITION (draft or cancelled invoice).
     """
     FilterReceivedDocuments: _aio.UnaryUnaryMultiCallable[_received_face_pb2.FilterReceivedDocumentsRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
-    """Lists the invoices of the given customers and/or contracts, newest first, one numbered
-    page (from 0) at a time. The answer is a bare JSON array of ReceivedInvoice objects, as
-    the document shows: Envoy 1.40 maps `response_body` only onto google.api.HttpBody, so the
-    array is rendered by the server (same field names and print options as the transcoder).
-    Errors: INVALID_ARGUMENT (a ref that is not a UUID, limit outside 1..200, page below 0).
+    """Lists the invoices of the given customers and/or contracts (both given: an invoice must
+    match both; neither: every invoice), newest first (created_at), one numbered page (from 0)
+    at a time. The answer is a bare JSON array of ReceivedInvoice objects, as the document
+    shows: Envoy 1.40 maps `response_body` only onto google.api.HttpBody, so the array is
+    rendered by the server (same field names and print options as the transcoder).
+    Errors: INVALID_ARGUMENT (bad version; a ref that is not a UUID; limit missing or outside
+    1..200; page missing or below 0).
     """
 
 class ReceivedFaceServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -113,9 +123,12 @@ class ReceivedFaceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _received_face_pb2.ReconcileReceivedInvoiceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_received_face_pb2.ReceivedInvoice, _abc.Awaitable[_received_face_pb2.ReceivedInvoice]]:
-        """Records the invoice as paid on `paid_date` and returns it; repeating the call changes
-        nothing. Seed 001 documents a GET with a JSON body; POST is accepted too.
-        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (draft or cancelled invoice).
+        """Records the invoice as paid (what remains of it) on `paid_date` and returns it; repeating
+        the call, or reconciling a paid invoice, changes nothing. Seed 001 documents a GET with a
+        JSON body; POST with the same body is accepted too, and so are query parameters.
+        Errors: INVALID_ARGUMENT (bad version, invoice_ref missing or not a UUID, paid_date missing
+        or not RFC 3339 / YYYY-MM-DD), NOT_FOUND (also another tenant's invoice),
+        FAILED_PRECONDITION (draft or cancelled invoice).
         """
 
     @_abc_1.abstractmethod
@@ -124,11 +137,13 @@ class ReceivedFaceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _received_face_pb2.FilterReceivedDocumentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
-        """Lists the invoices of the given customers and/or contracts, newest first, one numbered
-        page (from 0) at a time. The answer is a bare JSON array of ReceivedInvoice objects, as
-        the document shows: Envoy 1.40 maps `response_body` only onto google.api.HttpBody, so the
-        array is rendered by the server (same field names and print options as the transcoder).
-        Errors: INVALID_ARGUMENT (a ref that is not a UUID, limit outside 1..200, page below 0).
+        """Lists the invoices of the given customers and/or contracts (both given: an invoice must
+        match both; neither: every invoice), newest first (created_at), one numbered page (from 0)
+        at a time. The answer is a bare JSON array of ReceivedInvoice objects, as the document
+        shows: Envoy 1.40 maps `response_body` only onto google.api.HttpBody, so the array is
+        rendered by the server (same field names and print options as the transcoder).
+        Errors: INVALID_ARGUMENT (bad version; a ref that is not a UUID; limit missing or outside
+        1..200; page missing or below 0).
         """
 
 def add_ReceivedFaceServiceServicer_to_server(servicer: ReceivedFaceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
