@@ -1,7 +1,8 @@
 """Seed 004's face: `GET/POST /data/invoices`, and the extensions of API.md that load what
 invoices refer to: data sources, customers (and `GET /data/customers/{id}`), plans, companies,
-orders and marketplace usage. Item problems are the service's per-item results; only a value
-this face cannot even convert (a billing type or time that is not one) fails the request."""
+orders, marketplace usage, contracts, and seed 002's payment means, people and documents. Item
+problems are the service's per-item results; only a value this face cannot even convert (a
+billing type or time that is not one) fails the request."""
 
 from __future__ import annotations
 
@@ -11,19 +12,24 @@ import grpc
 from google.protobuf import struct_pb2
 from invoice_rpc.v1 import data_import_face_pb2 as face
 from invoice_rpc.v1 import data_import_face_pb2_grpc
+from invoice_rpc.v1 import resources_pb2 as pb
 
 from invoice_rpc.domain.enums import BillingType, SortDirection, SortField
 from invoice_rpc.domain.errors import InvalidArgument, ViolationCollector
 from invoice_rpc.rpc.faces.rest import created, parse_choice, parse_uuid, renamed, rfc3339, rfc3339_midnight
-from invoice_rpc.rpc.import_convert import company_from_pb, invoice_from_pb
+from invoice_rpc.rpc.import_convert import company_from_pb, invoice_from_pb, payment_means_from_pb
 from invoice_rpc.rpc.interceptor import current_caller
 from invoice_rpc.service.customer_metrics import CustomerMetricValues
 from invoice_rpc.service.imports.checks import parse_import_time
 from invoice_rpc.service.imports.companies import upsert_companies
+from invoice_rpc.service.imports.contracts import ContractImport, upsert_contracts
 from invoice_rpc.service.imports.customers import CustomerImport, CustomerView, get_customer, upsert_customers
 from invoice_rpc.service.imports.data_sources import create_data_source
+from invoice_rpc.service.imports.documents import DocumentImport, upsert_documents
 from invoice_rpc.service.imports.invoices import bulk_upsert_invoices
 from invoice_rpc.service.imports.orders import OrderImport, upsert_orders
+from invoice_rpc.service.imports.payment_means import PaymentMeansImport, upsert_payment_means
+from invoice_rpc.service.imports.people import PersonImport, upsert_people
 from invoice_rpc.service.imports.plans import PlanImport, upsert_plans
 from invoice_rpc.service.imports.upsert import ImportResult
 from invoice_rpc.service.imports.usage_records import UsageRecordImport, upsert_usage_records
@@ -101,6 +107,55 @@ def _quantity(value: struct_pb2.Value, field: str, violations: ViolationCollecto
         return str(int(number)) if number.is_integer() else repr(number)
     violations.add(field, "must be a number or a decimal string")
     return ""
+
+
+def payment_means_from_face(
+    item: face.DataPaymentMeansImport, path: str, violations: ViolationCollector
+) -> PaymentMeansImport:
+    """Seed 002's payment means as ImportService's PaymentMeans, converted by the same code as
+    UpsertPaymentMeans: `details` are then stored exactly as a gRPC import stores them (which
+    is what seed 001's billing details and seed 002's `included` read), and the same payment
+    means sent either way is `unchanged`. Only the fields seed 002 spells differently are
+    translated: `account_details.currency` and `compliance.last_compliance_check`."""
+    message = pb.PaymentMeans(
+        id=item.id,
+        type=item.type,
+        scheme=item.scheme,
+        status=item.status,
+        metadata=item.metadata,
+        nickname=item.nickname,
+        description=item.description,
+        tags=item.tags,
+    )
+    # Only the sections sent are set: an unset section is left out of `details`, as over gRPC.
+    if item.HasField("account_details"):
+        account = item.account_details
+        message.account_details.CopyFrom(
+            pb.AccountDetails(
+                iban=account.iban,
+                bic=account.bic,
+                account_number=account.account_number,
+                routing_number=account.routing_number,
+                currency_code=account.currency,
+                billing_account_id=account.billing_account_id,
+            )
+        )
+    for section in ("bank_details", "card_details", "digital_wallet", "crypto_wallet"):
+        if item.HasField(section):
+            getattr(message, section).CopyFrom(getattr(item, section))
+    if item.HasField("compliance"):
+        compliance = item.compliance
+        message.compliance.CopyFrom(
+            pb.Compliance(
+                kyc_status=compliance.kyc_status,
+                aml_status=compliance.aml_status,
+                sanctions_check=compliance.sanctions_check,
+            )
+        )
+        checked = _time(compliance.last_compliance_check, f"{path}.compliance.last_compliance_check", violations)
+        if checked is not None:
+            message.compliance.last_compliance_check_time.FromDatetime(checked)
+    return payment_means_from_pb(message)
 
 
 def customer_to_pb(view: CustomerView) -> face.DataCustomer:
@@ -278,3 +333,54 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
         violations.raise_if_any()
         async with self.db.write() as session:
             return _results(await upsert_usage_records(session, current_caller(), items))
+
+    async def UpsertDataContracts(
+        self, request: face.UpsertDataContractsRequest, context: grpc.aio.ServicerContext
+    ) -> face.DataImportResponse:
+        items = [
+            ContractImport(id=c.id, contract_number=c.contract_number, customer_id=c.customer_id, name=c.name)
+            for c in request.contracts
+        ]
+        async with self.db.write() as session:
+            return _results(await upsert_contracts(session, current_caller(), items))
+
+    async def UpsertDataPaymentMeans(
+        self, request: face.UpsertDataPaymentMeansRequest, context: grpc.aio.ServicerContext
+    ) -> face.DataImportResponse:
+        violations = ViolationCollector()
+        items = [
+            payment_means_from_face(p, f"payment_means[{i}]", violations) for i, p in enumerate(request.payment_means)
+        ]
+        violations.raise_if_any()
+        async with self.db.write() as session:
+            return _results(await upsert_payment_means(session, current_caller(), items))
+
+    async def UpsertDataPeople(
+        self, request: face.UpsertDataPeopleRequest, context: grpc.aio.ServicerContext
+    ) -> face.DataImportResponse:
+        items = [
+            PersonImport(id=p.id, first_name=p.first_name, last_name=p.last_name, email=p.email) for p in request.people
+        ]
+        async with self.db.write() as session:
+            return _results(await upsert_people(session, current_caller(), items))
+
+    async def UpsertDataDocuments(
+        self, request: face.UpsertDataDocumentsRequest, context: grpc.aio.ServicerContext
+    ) -> face.DataImportResponse:
+        violations = ViolationCollector()
+        items = [
+            DocumentImport(
+                id=d.id,
+                file_name=d.file_name,
+                status=d.status,
+                file_type=d.file_type,
+                # Left out is "not known", not 0 bytes.
+                size_bytes=d.size_bytes if d.HasField("size_bytes") else None,
+                uploaded_at=_time(d.uploaded_at, f"documents[{i}].uploaded_at", violations),
+                processed_at=_time(d.processed_at, f"documents[{i}].processed_at", violations),
+            )
+            for i, d in enumerate(request.documents)
+        ]
+        violations.raise_if_any()
+        async with self.db.write() as session:
+            return _results(await upsert_documents(session, current_caller(), items))

@@ -804,3 +804,414 @@ class UpsertDataUsageRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpsertDataUsageRequest: _TypeAlias = UpsertDataUsageRequest  # noqa: Y015
+
+@_typing.final
+class DataContractImport(_message.Message):
+    """A contract to import: `{"id": "ctr_1", "customer_id": "cus_123", "contract_number": 123}`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    CONTRACT_NUMBER_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Caller's id, unique per tenant."""
+    customer_id: _builtins.str
+    """Required. Id of an imported customer, in whichever data source holds it (it must be in
+    exactly one).
+    """
+    contract_number: _builtins.int
+    """Required. The contract's number, at least 1, unique per tenant (seed 001's
+    `contract.contract_number`).
+    """
+    name: _builtins.str
+    """Optional. Name; at most 500 characters."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        contract_number: _builtins.int = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_number", b"contract_number", "customer_id", b"customer_id", "id", b"id", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DataContractImport: _TypeAlias = DataContractImport  # noqa: Y015
+
+@_typing.final
+class UpsertDataContractsRequest(_message.Message):
+    """Request of UpsertDataContracts: the body is one contract or an array of them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def contracts(self) -> _containers.RepeatedCompositeFieldContainer[Global___DataContractImport]:
+        """Required. 1 to 1000 contracts."""
+
+    def __init__(
+        self,
+        *,
+        contracts: _abc.Iterable[Global___DataContractImport] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contracts", b"contracts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpsertDataContractsRequest: _TypeAlias = UpsertDataContractsRequest  # noqa: Y015
+
+@_typing.final
+class DataAccountDetails(_message.Message):
+    """Bank account of a payment means, as seed 002 shows `account_details`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IBAN_FIELD_NUMBER: _builtins.int
+    BIC_FIELD_NUMBER: _builtins.int
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    ROUTING_NUMBER_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    BILLING_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    iban: _builtins.str
+    """Optional. IBAN."""
+    bic: _builtins.str
+    """Optional. BIC."""
+    account_number: _builtins.str
+    """Optional. Account number."""
+    routing_number: _builtins.str
+    """Optional. Routing number."""
+    currency: _builtins.str
+    """Optional. ISO 4217 code of the account, e.g. "EUR"."""
+    billing_account_id: _builtins.str
+    """Optional. Id of the billing bank account: seed 001's
+    `billing_bank_transfer_details.billing_account_id` (else the payment means' own id).
+    """
+    def __init__(
+        self,
+        *,
+        iban: _builtins.str = ...,
+        bic: _builtins.str = ...,
+        account_number: _builtins.str = ...,
+        routing_number: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        billing_account_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "bic", b"bic", "billing_account_id", b"billing_account_id", "currency", b"currency", "iban", b"iban", "routing_number", b"routing_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DataAccountDetails: _TypeAlias = DataAccountDetails  # noqa: Y015
+
+@_typing.final
+class DataCompliance(_message.Message):
+    """Compliance checks of a payment means, as seed 002 shows `compliance`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KYC_STATUS_FIELD_NUMBER: _builtins.int
+    AML_STATUS_FIELD_NUMBER: _builtins.int
+    SANCTIONS_CHECK_FIELD_NUMBER: _builtins.int
+    LAST_COMPLIANCE_CHECK_FIELD_NUMBER: _builtins.int
+    kyc_status: _builtins.str
+    """Optional. KYC status, e.g. "verified"."""
+    aml_status: _builtins.str
+    """Optional. AML status, e.g. "cleared"."""
+    sanctions_check: _builtins.str
+    """Optional. Sanctions check, e.g. "passed"."""
+    last_compliance_check: _builtins.str
+    """Optional. When compliance was last checked, RFC 3339 or YYYY-MM-DD."""
+    def __init__(
+        self,
+        *,
+        kyc_status: _builtins.str = ...,
+        aml_status: _builtins.str = ...,
+        sanctions_check: _builtins.str = ...,
+        last_compliance_check: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aml_status", b"aml_status", "kyc_status", b"kyc_status", "last_compliance_check", b"last_compliance_check", "sanctions_check", b"sanctions_check"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DataCompliance: _TypeAlias = DataCompliance  # noqa: Y015
+
+@_typing.final
+class DataPaymentMeansImport(_message.Message):
+    """A payment means to import, with seed 002's attributes: `{"id": "pm_1", "type":
+    "card_details", "scheme": "SEPA", "status": "active", "account_details": {...}, ...}`.
+    Seed 001's billing details are read from it by `type`: bank transfer types from
+    `account_details`, card types from `card_details` (`auto_charge`, `payment_gateway_id`,
+    `payment_gateway_card_id`), crypto types from `crypto_wallet`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    SCHEME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ACCOUNT_DETAILS_FIELD_NUMBER: _builtins.int
+    BANK_DETAILS_FIELD_NUMBER: _builtins.int
+    CARD_DETAILS_FIELD_NUMBER: _builtins.int
+    DIGITAL_WALLET_FIELD_NUMBER: _builtins.int
+    CRYPTO_WALLET_FIELD_NUMBER: _builtins.int
+    COMPLIANCE_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    NICKNAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Caller's id, unique per tenant."""
+    type: _builtins.str
+    """Optional. Kind, e.g. "card_details", "bank_transfer", "crypto"; at most 50 characters."""
+    scheme: _builtins.str
+    """Optional. Scheme, e.g. "SEPA"; at most 50 characters."""
+    status: _builtins.str
+    """Optional. Status, e.g. "active"; at most 50 characters."""
+    nickname: _builtins.str
+    """Optional. Nickname."""
+    description: _builtins.str
+    """Optional. Description."""
+    @_builtins.property
+    def account_details(self) -> Global___DataAccountDetails:
+        """Optional. Bank account."""
+
+    @_builtins.property
+    def bank_details(self) -> _resources_pb2.BankDetails:
+        """Optional. Bank."""
+
+    @_builtins.property
+    def card_details(self) -> _resources_pb2.CardDetails:
+        """Optional. Card (and online payment gateway)."""
+
+    @_builtins.property
+    def digital_wallet(self) -> _resources_pb2.DigitalWallet:
+        """Optional. Digital wallet."""
+
+    @_builtins.property
+    def crypto_wallet(self) -> _resources_pb2.CryptoWallet:
+        """Optional. Crypto wallet: seed 001's `billing_crypto_details` (`address`, `tokens`)."""
+
+    @_builtins.property
+    def compliance(self) -> Global___DataCompliance:
+        """Optional. Compliance checks."""
+
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Optional. Free-form string metadata."""
+
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional. Tags."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        type: _builtins.str = ...,
+        scheme: _builtins.str = ...,
+        status: _builtins.str = ...,
+        account_details: Global___DataAccountDetails | None = ...,
+        bank_details: _resources_pb2.BankDetails | None = ...,
+        card_details: _resources_pb2.CardDetails | None = ...,
+        digital_wallet: _resources_pb2.DigitalWallet | None = ...,
+        crypto_wallet: _resources_pb2.CryptoWallet | None = ...,
+        compliance: Global___DataCompliance | None = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        nickname: _builtins.str = ...,
+        description: _builtins.str = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account_details", b"account_details", "bank_details", b"bank_details", "card_details", b"card_details", "compliance", b"compliance", "crypto_wallet", b"crypto_wallet", "digital_wallet", b"digital_wallet"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_details", b"account_details", "bank_details", b"bank_details", "card_details", b"card_details", "compliance", b"compliance", "crypto_wallet", b"crypto_wallet", "description", b"description", "digital_wallet", b"digital_wallet", "id", b"id", "metadata", b"metadata", "nickname", b"nickname", "scheme", b"scheme", "status", b"status", "tags", b"tags", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DataPaymentMeansImport: _TypeAlias = DataPaymentMeansImport  # noqa: Y015
+
+@_typing.final
+class UpsertDataPaymentMeansRequest(_message.Message):
+    """Request of UpsertDataPaymentMeans: the body is one payment means or an array of them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_MEANS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payment_means(self) -> _containers.RepeatedCompositeFieldContainer[Global___DataPaymentMeansImport]:
+        """Required. 1 to 1000 payment means."""
+
+    def __init__(
+        self,
+        *,
+        payment_means: _abc.Iterable[Global___DataPaymentMeansImport] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment_means", b"payment_means"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpsertDataPaymentMeansRequest: _TypeAlias = UpsertDataPaymentMeansRequest  # noqa: Y015
+
+@_typing.final
+class DataPersonImport(_message.Message):
+    """A person to import, with seed 002's attributes: `{"id": "...", "first_name": "John", ...}`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    FIRST_NAME_FIELD_NUMBER: _builtins.int
+    LAST_NAME_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Caller's id, unique per tenant."""
+    first_name: _builtins.str
+    """Optional. First name; at most 200 characters."""
+    last_name: _builtins.str
+    """Optional. Last name; at most 200 characters."""
+    email: _builtins.str
+    """Optional. Email address; at most 320 characters."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        first_name: _builtins.str = ...,
+        last_name: _builtins.str = ...,
+        email: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "first_name", b"first_name", "id", b"id", "last_name", b"last_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DataPersonImport: _TypeAlias = DataPersonImport  # noqa: Y015
+
+@_typing.final
+class UpsertDataPeopleRequest(_message.Message):
+    """Request of UpsertDataPeople: the body is one person or an array of them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEOPLE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def people(self) -> _containers.RepeatedCompositeFieldContainer[Global___DataPersonImport]:
+        """Required. 1 to 1000 people."""
+
+    def __init__(
+        self,
+        *,
+        people: _abc.Iterable[Global___DataPersonImport] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["people", b"people"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpsertDataPeopleRequest: _TypeAlias = UpsertDataPeopleRequest  # noqa: Y015
+
+@_typing.final
+class DataDocumentImport(_message.Message):
+    """A document's metadata to import, with seed 002's attributes:
+    `{"id": "doc_original_invoice", "file_name": "invoice_2025_001.pdf", "size_bytes": 245678, ...}`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    UPLOADED_AT_FIELD_NUMBER: _builtins.int
+    PROCESSED_AT_FIELD_NUMBER: _builtins.int
+    FILE_TYPE_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Caller's id, unique per tenant."""
+    file_name: _builtins.str
+    """Optional. File name; at most 500 characters."""
+    status: _builtins.str
+    """Optional. Processing status, e.g. "processed"; at most 50 characters."""
+    uploaded_at: _builtins.str
+    """Optional. When the file was uploaded, RFC 3339 or YYYY-MM-DD."""
+    processed_at: _builtins.str
+    """Optional. When the file was processed, RFC 3339 or YYYY-MM-DD."""
+    file_type: _builtins.str
+    """Optional. MIME type, e.g. "application/pdf"; at most 200 characters."""
+    size_bytes: _builtins.int
+    """Optional. Size in bytes; at least 0."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        file_name: _builtins.str = ...,
+        status: _builtins.str = ...,
+        uploaded_at: _builtins.str = ...,
+        processed_at: _builtins.str = ...,
+        file_type: _builtins.str = ...,
+        size_bytes: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_size_bytes", b"_size_bytes", "size_bytes", b"size_bytes"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_size_bytes", b"_size_bytes", "file_name", b"file_name", "file_type", b"file_type", "id", b"id", "processed_at", b"processed_at", "size_bytes", b"size_bytes", "status", b"status", "uploaded_at", b"uploaded_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__size_bytes: _TypeAlias = _typing.Literal["size_bytes"]  # noqa: Y015
+    _WhichOneofArgType__size_bytes: _TypeAlias = _typing.Literal["_size_bytes", b"_size_bytes"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__size_bytes) -> _WhichOneofReturnType__size_bytes | None: ...
+
+Global___DataDocumentImport: _TypeAlias = DataDocumentImport  # noqa: Y015
+
+@_typing.final
+class UpsertDataDocumentsRequest(_message.Message):
+    """Request of UpsertDataDocuments: the body is one document or an array of them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___DataDocumentImport]:
+        """Required. 1 to 1000 documents."""
+
+    def __init__(
+        self,
+        *,
+        documents: _abc.Iterable[Global___DataDocumentImport] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpsertDataDocumentsRequest: _TypeAlias = UpsertDataDocumentsRequest  # noqa: Y015

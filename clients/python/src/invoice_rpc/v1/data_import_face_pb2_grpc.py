@@ -96,6 +96,26 @@ class DataImportFaceServiceStub:
                 request_serializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.UpsertDataUsageRequest.SerializeToString,
                 response_deserializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.DataImportResponse.FromString,
                 _registered_method=True)
+        self.UpsertDataContracts = channel.unary_unary(
+                '/invoice_rpc.v1.DataImportFaceService/UpsertDataContracts',
+                request_serializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.UpsertDataContractsRequest.SerializeToString,
+                response_deserializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.DataImportResponse.FromString,
+                _registered_method=True)
+        self.UpsertDataPaymentMeans = channel.unary_unary(
+                '/invoice_rpc.v1.DataImportFaceService/UpsertDataPaymentMeans',
+                request_serializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.UpsertDataPaymentMeansRequest.SerializeToString,
+                response_deserializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.DataImportResponse.FromString,
+                _registered_method=True)
+        self.UpsertDataPeople = channel.unary_unary(
+                '/invoice_rpc.v1.DataImportFaceService/UpsertDataPeople',
+                request_serializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.UpsertDataPeopleRequest.SerializeToString,
+                response_deserializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.DataImportResponse.FromString,
+                _registered_method=True)
+        self.UpsertDataDocuments = channel.unary_unary(
+                '/invoice_rpc.v1.DataImportFaceService/UpsertDataDocuments',
+                request_serializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.UpsertDataDocumentsRequest.SerializeToString,
+                response_deserializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.DataImportResponse.FromString,
+                _registered_method=True)
 
 
 class DataImportFaceServiceServicer:
@@ -201,6 +221,43 @@ class DataImportFaceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpsertDataContracts(self, request, context):
+        """Inserts or updates contracts by id; one object or an array. The customer is named by its
+        id in any of the tenant's data sources (an id found in several is an item error).
+        Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+        inserted one of the same ids first; retry the batch).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertDataPaymentMeans(self, request, context):
+        """Inserts or updates payment means by id; one object or an array, in seed 002's shape.
+        Errors: INVALID_ARGUMENT (empty body, more than 1000 items, a last_compliance_check that is
+        not a time), ABORTED (a concurrent call inserted one of the same ids first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertDataPeople(self, request, context):
+        """Inserts or updates people by id; one object or an array, in seed 002's shape.
+        Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+        inserted one of the same ids first; retry the batch).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertDataDocuments(self, request, context):
+        """Inserts or updates document metadata by id; one object or an array, in seed 002's shape.
+        Errors: INVALID_ARGUMENT (empty body, more than 1000 items, an uploaded_at or processed_at
+        that is not a time), ABORTED (a concurrent call inserted one of the same ids first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DataImportFaceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -247,6 +304,26 @@ def add_DataImportFaceServiceServicer_to_server(servicer, server):
             'UpsertDataUsage': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertDataUsage,
                     request_deserializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.UpsertDataUsageRequest.FromString,
+                    response_serializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.DataImportResponse.SerializeToString,
+            ),
+            'UpsertDataContracts': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertDataContracts,
+                    request_deserializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.UpsertDataContractsRequest.FromString,
+                    response_serializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.DataImportResponse.SerializeToString,
+            ),
+            'UpsertDataPaymentMeans': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertDataPaymentMeans,
+                    request_deserializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.UpsertDataPaymentMeansRequest.FromString,
+                    response_serializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.DataImportResponse.SerializeToString,
+            ),
+            'UpsertDataPeople': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertDataPeople,
+                    request_deserializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.UpsertDataPeopleRequest.FromString,
+                    response_serializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.DataImportResponse.SerializeToString,
+            ),
+            'UpsertDataDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertDataDocuments,
+                    request_deserializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.UpsertDataDocumentsRequest.FromString,
                     response_serializer=invoice__rpc_dot_v1_dot_data__import__face__pb2.DataImportResponse.SerializeToString,
             ),
     }
@@ -509,6 +586,114 @@ class DataImportFaceService:
             target,
             '/invoice_rpc.v1.DataImportFaceService/UpsertDataUsage',
             invoice__rpc_dot_v1_dot_data__import__face__pb2.UpsertDataUsageRequest.SerializeToString,
+            invoice__rpc_dot_v1_dot_data__import__face__pb2.DataImportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertDataContracts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoice_rpc.v1.DataImportFaceService/UpsertDataContracts',
+            invoice__rpc_dot_v1_dot_data__import__face__pb2.UpsertDataContractsRequest.SerializeToString,
+            invoice__rpc_dot_v1_dot_data__import__face__pb2.DataImportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertDataPaymentMeans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoice_rpc.v1.DataImportFaceService/UpsertDataPaymentMeans',
+            invoice__rpc_dot_v1_dot_data__import__face__pb2.UpsertDataPaymentMeansRequest.SerializeToString,
+            invoice__rpc_dot_v1_dot_data__import__face__pb2.DataImportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertDataPeople(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoice_rpc.v1.DataImportFaceService/UpsertDataPeople',
+            invoice__rpc_dot_v1_dot_data__import__face__pb2.UpsertDataPeopleRequest.SerializeToString,
+            invoice__rpc_dot_v1_dot_data__import__face__pb2.DataImportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertDataDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoice_rpc.v1.DataImportFaceService/UpsertDataDocuments',
+            invoice__rpc_dot_v1_dot_data__import__face__pb2.UpsertDataDocumentsRequest.SerializeToString,
             invoice__rpc_dot_v1_dot_data__import__face__pb2.DataImportResponse.FromString,
             options,
             channel_credentials,

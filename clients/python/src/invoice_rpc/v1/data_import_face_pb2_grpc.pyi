@@ -97,6 +97,27 @@ class DataImportFaceServiceStub:
     a quantity that is neither a number nor a string), ABORTED (a concurrent call inserted
     one of the same ids first).
     """
+    UpsertDataContracts: _grpc.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataContractsRequest, _data_import_face_pb2.DataImportResponse]
+    """Inserts or updates contracts by id; one object or an array. The customer is named by its
+    id in any of the tenant's data sources (an id found in several is an item error).
+    Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+    inserted one of the same ids first; retry the batch).
+    """
+    UpsertDataPaymentMeans: _grpc.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataPaymentMeansRequest, _data_import_face_pb2.DataImportResponse]
+    """Inserts or updates payment means by id; one object or an array, in seed 002's shape.
+    Errors: INVALID_ARGUMENT (empty body, more than 1000 items, a last_compliance_check that is
+    not a time), ABORTED (a concurrent call inserted one of the same ids first).
+    """
+    UpsertDataPeople: _grpc.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataPeopleRequest, _data_import_face_pb2.DataImportResponse]
+    """Inserts or updates people by id; one object or an array, in seed 002's shape.
+    Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+    inserted one of the same ids first; retry the batch).
+    """
+    UpsertDataDocuments: _grpc.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataDocumentsRequest, _data_import_face_pb2.DataImportResponse]
+    """Inserts or updates document metadata by id; one object or an array, in seed 002's shape.
+    Errors: INVALID_ARGUMENT (empty body, more than 1000 items, an uploaded_at or processed_at
+    that is not a time), ABORTED (a concurrent call inserted one of the same ids first).
+    """
 
 @_typing.type_check_only
 class DataImportFaceServiceAsyncStub(DataImportFaceServiceStub):
@@ -166,6 +187,27 @@ class DataImportFaceServiceAsyncStub(DataImportFaceServiceStub):
     Errors: INVALID_ARGUMENT (empty body, more than 1000 items, a timestamp that is not one,
     a quantity that is neither a number nor a string), ABORTED (a concurrent call inserted
     one of the same ids first).
+    """
+    UpsertDataContracts: _aio.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataContractsRequest, _data_import_face_pb2.DataImportResponse]  # type: ignore[assignment]
+    """Inserts or updates contracts by id; one object or an array. The customer is named by its
+    id in any of the tenant's data sources (an id found in several is an item error).
+    Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+    inserted one of the same ids first; retry the batch).
+    """
+    UpsertDataPaymentMeans: _aio.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataPaymentMeansRequest, _data_import_face_pb2.DataImportResponse]  # type: ignore[assignment]
+    """Inserts or updates payment means by id; one object or an array, in seed 002's shape.
+    Errors: INVALID_ARGUMENT (empty body, more than 1000 items, a last_compliance_check that is
+    not a time), ABORTED (a concurrent call inserted one of the same ids first).
+    """
+    UpsertDataPeople: _aio.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataPeopleRequest, _data_import_face_pb2.DataImportResponse]  # type: ignore[assignment]
+    """Inserts or updates people by id; one object or an array, in seed 002's shape.
+    Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+    inserted one of the same ids first; retry the batch).
+    """
+    UpsertDataDocuments: _aio.UnaryUnaryMultiCallable[_data_import_face_pb2.UpsertDataDocumentsRequest, _data_import_face_pb2.DataImportResponse]  # type: ignore[assignment]
+    """Inserts or updates document metadata by id; one object or an array, in seed 002's shape.
+    Errors: INVALID_ARGUMENT (empty body, more than 1000 items, an uploaded_at or processed_at
+    that is not a time), ABORTED (a concurrent call inserted one of the same ids first).
     """
 
 class DataImportFaceServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -287,6 +329,51 @@ class DataImportFaceServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT (empty body, more than 1000 items, a timestamp that is not one,
         a quantity that is neither a number nor a string), ABORTED (a concurrent call inserted
         one of the same ids first).
+        """
+
+    @_abc_1.abstractmethod
+    def UpsertDataContracts(
+        self,
+        request: _data_import_face_pb2.UpsertDataContractsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_data_import_face_pb2.DataImportResponse, _abc.Awaitable[_data_import_face_pb2.DataImportResponse]]:
+        """Inserts or updates contracts by id; one object or an array. The customer is named by its
+        id in any of the tenant's data sources (an id found in several is an item error).
+        Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+        inserted one of the same ids first; retry the batch).
+        """
+
+    @_abc_1.abstractmethod
+    def UpsertDataPaymentMeans(
+        self,
+        request: _data_import_face_pb2.UpsertDataPaymentMeansRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_data_import_face_pb2.DataImportResponse, _abc.Awaitable[_data_import_face_pb2.DataImportResponse]]:
+        """Inserts or updates payment means by id; one object or an array, in seed 002's shape.
+        Errors: INVALID_ARGUMENT (empty body, more than 1000 items, a last_compliance_check that is
+        not a time), ABORTED (a concurrent call inserted one of the same ids first).
+        """
+
+    @_abc_1.abstractmethod
+    def UpsertDataPeople(
+        self,
+        request: _data_import_face_pb2.UpsertDataPeopleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_data_import_face_pb2.DataImportResponse, _abc.Awaitable[_data_import_face_pb2.DataImportResponse]]:
+        """Inserts or updates people by id; one object or an array, in seed 002's shape.
+        Errors: INVALID_ARGUMENT (empty body, more than 1000 items), ABORTED (a concurrent call
+        inserted one of the same ids first; retry the batch).
+        """
+
+    @_abc_1.abstractmethod
+    def UpsertDataDocuments(
+        self,
+        request: _data_import_face_pb2.UpsertDataDocumentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_data_import_face_pb2.DataImportResponse, _abc.Awaitable[_data_import_face_pb2.DataImportResponse]]:
+        """Inserts or updates document metadata by id; one object or an array, in seed 002's shape.
+        Errors: INVALID_ARGUMENT (empty body, more than 1000 items, an uploaded_at or processed_at
+        that is not a time), ABORTED (a concurrent call inserted one of the same ids first).
         """
 
 def add_DataImportFaceServiceServicer_to_server(servicer: DataImportFaceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
