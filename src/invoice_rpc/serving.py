@@ -138,7 +138,10 @@ async def wait_until_serving(host: str, port: int, timeout_seconds: float = 30.0
         health = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
-                reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                # types-grpcio-health-checking types the stub's methods for the sync channel only.
+                reply = await health.Check(  # type: ignore[attr-defined]
+                    health_pb2.HealthCheckRequest(service=""), timeout=1
+                )
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.aio.AioRpcError:

@@ -26,7 +26,7 @@ ERROR_DOMAIN = "invoice-rpc"
 def status_code_for(error: errors.DomainError) -> grpc.StatusCode:
     for cls in type(error).__mro__:
         if cls in ERROR_CODES:
-            return ERROR_CODES[cls]  # type: ignore[index]
+            return ERROR_CODES[cls]
     return grpc.StatusCode.INTERNAL
 
 

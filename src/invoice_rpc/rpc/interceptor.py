@@ -84,9 +84,9 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method.startswith(PUBLIC_METHOD_PREFIXES):
@@ -109,7 +109,9 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         return tenant_key
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: BaseException, method: str, request_id: str) -> None:
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any], error: BaseException, method: str, request_id: str
+) -> None:
     if isinstance(error, DomainError):
         log(logger, logging.INFO, "rpc.rejected", method=method, request_id=request_id, error=error.message)
         await context.abort_with_status(rpc_status.to_status(rich_status(error, request_id)))
@@ -118,12 +120,15 @@ async def _abort(context: grpc.aio.ServicerContext, error: BaseException, method
 
 
 def _wrap(
-    handler: grpc.RpcMethodHandler,
+    handler: grpc.RpcMethodHandler[Any, Any],
     edge: EdgeInterceptor,
     method: str,
     request_id: str,
     authorization: str | None,
-) -> grpc.RpcMethodHandler:
+) -> grpc.RpcMethodHandler[Any, Any]:
+    # types-grpcio describes a handler's behaviours as the sync server's (grpc.ServicerContext,
+    # plain iterators); on grpc.aio they take an aio context and are coroutines or async
+    # generators, hence the ignores on the calls below.
     async def enter(request: Any) -> None:
         tenant_key = await edge.authenticate(authorization)
         _TENANT_KEY.set(tenant_key)
@@ -135,10 +140,10 @@ def _wrap(
     if handler.unary_unary is not None:
         behavior = handler.unary_unary
 
-        async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
                 await enter(request)
-                return await behavior(request, context)
+                return await behavior(request, context)  # type: ignore[arg-type]
             except (DomainError, Exception) as error:
                 if isinstance(error, grpc.aio.AbortError):
                     raise
@@ -151,7 +156,7 @@ def _wrap(
     if handler.unary_stream is not None:
         stream_behavior = handler.unary_stream
 
-        async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def unary_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             try:
                 await enter(request)
             except (DomainError, Exception) as error:
@@ -163,7 +168,7 @@ def _wrap(
                     rpc_status.to_status(stream_limit_status(edge.streams.limit, tenant_id, request_id))
                 )
             try:
-                async for response in stream_behavior(request, context):
+                async for response in stream_behavior(request, context):  # type: ignore[arg-type,attr-defined]
                     yield response
             except (DomainError, Exception) as error:
                 if isinstance(error, grpc.aio.AbortError):

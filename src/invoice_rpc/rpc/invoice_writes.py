@@ -8,6 +8,7 @@ statuses by the edge interceptor.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import grpc
 from invoice_rpc.v1 import invoice_service_pb2 as isvc
@@ -132,7 +133,9 @@ def new_invoice_from_pb(invoice: pb.Invoice, violations: ViolationCollector) -> 
 class InvoiceWriteHandlers:
     db: Database
 
-    async def CreateInvoice(self, request: isvc.CreateInvoiceRequest, context: grpc.aio.ServicerContext) -> pb.Invoice:
+    async def CreateInvoice(
+        self, request: isvc.CreateInvoiceRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.Invoice:
         violations = ViolationCollector()
         if not request.HasField("invoice"):
             violations.add("invoice", "is required")
@@ -145,7 +148,7 @@ class InvoiceWriteHandlers:
         return invoice_to_pb(record)
 
     async def ReconcileInvoice(
-        self, request: isvc.ReconcileInvoiceRequest, context: grpc.aio.ServicerContext
+        self, request: isvc.ReconcileInvoiceRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.Invoice:
         key = request.WhichOneof("key")
         payment = Payment(
@@ -160,7 +163,7 @@ class InvoiceWriteHandlers:
         return invoice_to_pb(record)
 
     async def BackfillInvoices(
-        self, request: isvc.BackfillInvoicesRequest, context: grpc.aio.ServicerContext
+        self, request: isvc.BackfillInvoicesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> isvc.BackfillInvoicesResponse:
         # proto3 cannot tell 0 from unset: 0 means the default.
         limit = request.limit if request.limit != 0 else None
@@ -169,7 +172,7 @@ class InvoiceWriteHandlers:
         return isvc.BackfillInvoicesResponse(count=result.count, invoice_numbers=result.invoice_numbers)
 
     async def GenerateMarketplaceInvoice(
-        self, request: isvc.GenerateMarketplaceInvoiceRequest, context: grpc.aio.ServicerContext
+        self, request: isvc.GenerateMarketplaceInvoiceRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> isvc.GenerateMarketplaceInvoiceResponse:
         violations = ViolationCollector()
         period_start = optional_date_from_pb(request, "period_start", "period_start", violations)

@@ -28,9 +28,9 @@ async def reserve_invoice_numbers(session: AsyncSession, tenant_id: uuid.UUID, y
     if count < 1:
         return []
     table = m.InvoiceNumberSequence.__table__
-    dialect_insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = (
-        dialect_insert(table)
+        dialect_insert(m.InvoiceNumberSequence)
         .values(tenant_id=tenant_id, year=year, last_value=count)
         .on_conflict_do_update(
             index_elements=[table.c.tenant_id, table.c.year],

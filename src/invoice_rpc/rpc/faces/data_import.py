@@ -7,6 +7,7 @@ billing type or time that is not one) fails the request."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import grpc
 from google.protobuf import struct_pb2
@@ -198,7 +199,7 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
         self.db = db
 
     async def ListDataInvoices(
-        self, request: face.ListDataInvoicesRequest, context: grpc.aio.ServicerContext
+        self, request: face.ListDataInvoicesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.ListDataInvoicesResponse:
         violations = ViolationCollector()
         source_id = parse_uuid(request.source, "source", violations)
@@ -221,7 +222,7 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
         return face.ListDataInvoicesResponse(result=face.DataInvoiceList(count=len(invoices), list=invoices))
 
     async def UpsertDataInvoices(
-        self, request: face.UpsertDataInvoicesRequest, context: grpc.aio.ServicerContext
+        self, request: face.UpsertDataInvoicesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.DataImportResponse:
         items = [invoice_from_pb(item) for item in request.invoices]
         async with self.db.write() as session:
@@ -229,7 +230,7 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
         return _results(results)
 
     async def AddDataSource(
-        self, request: face.AddDataSourceRequest, context: grpc.aio.ServicerContext
+        self, request: face.AddDataSourceRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.DataSourceFace:
         try:
             async with self.db.write() as session:
@@ -241,7 +242,7 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
         return face.DataSourceFace(id=str(source.id), name=source.name, created_at=rfc3339(source.created_at))
 
     async def UpsertDataCustomers(
-        self, request: face.UpsertDataCustomersRequest, context: grpc.aio.ServicerContext
+        self, request: face.UpsertDataCustomersRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.DataImportResponse:
         items = [
             CustomerImport(
@@ -258,7 +259,7 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
             return _results(await upsert_customers(session, current_caller(), items))
 
     async def GetDataCustomer(
-        self, request: face.GetDataCustomerRequest, context: grpc.aio.ServicerContext
+        self, request: face.GetDataCustomerRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.GetDataCustomerResponse:
         try:
             async with self.db.read() as session:
@@ -270,7 +271,7 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
         return face.GetDataCustomerResponse(result=customer_to_pb(view))
 
     async def UpsertDataPlans(
-        self, request: face.UpsertDataPlansRequest, context: grpc.aio.ServicerContext
+        self, request: face.UpsertDataPlansRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.DataImportResponse:
         items = [
             PlanImport(
@@ -287,14 +288,14 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
             return _results(await upsert_plans(session, current_caller(), items))
 
     async def UpsertDataCompanies(
-        self, request: face.UpsertDataCompaniesRequest, context: grpc.aio.ServicerContext
+        self, request: face.UpsertDataCompaniesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.DataImportResponse:
         items = [company_from_pb(company) for company in request.companies]
         async with self.db.write() as session:
             return _results(await upsert_companies(session, current_caller(), items))
 
     async def UpsertDataOrders(
-        self, request: face.UpsertDataOrdersRequest, context: grpc.aio.ServicerContext
+        self, request: face.UpsertDataOrdersRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.DataImportResponse:
         violations = ViolationCollector()
         items = [
@@ -316,7 +317,7 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
             return _results(await upsert_orders(session, current_caller(), items))
 
     async def UpsertDataUsage(
-        self, request: face.UpsertDataUsageRequest, context: grpc.aio.ServicerContext
+        self, request: face.UpsertDataUsageRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.DataImportResponse:
         violations = ViolationCollector()
         items = [
@@ -335,7 +336,7 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
             return _results(await upsert_usage_records(session, current_caller(), items))
 
     async def UpsertDataContracts(
-        self, request: face.UpsertDataContractsRequest, context: grpc.aio.ServicerContext
+        self, request: face.UpsertDataContractsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.DataImportResponse:
         items = [
             ContractImport(id=c.id, contract_number=c.contract_number, customer_id=c.customer_id, name=c.name)
@@ -345,7 +346,7 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
             return _results(await upsert_contracts(session, current_caller(), items))
 
     async def UpsertDataPaymentMeans(
-        self, request: face.UpsertDataPaymentMeansRequest, context: grpc.aio.ServicerContext
+        self, request: face.UpsertDataPaymentMeansRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.DataImportResponse:
         violations = ViolationCollector()
         items = [
@@ -356,7 +357,7 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
             return _results(await upsert_payment_means(session, current_caller(), items))
 
     async def UpsertDataPeople(
-        self, request: face.UpsertDataPeopleRequest, context: grpc.aio.ServicerContext
+        self, request: face.UpsertDataPeopleRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.DataImportResponse:
         items = [
             PersonImport(id=p.id, first_name=p.first_name, last_name=p.last_name, email=p.email) for p in request.people
@@ -365,7 +366,7 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
             return _results(await upsert_people(session, current_caller(), items))
 
     async def UpsertDataDocuments(
-        self, request: face.UpsertDataDocumentsRequest, context: grpc.aio.ServicerContext
+        self, request: face.UpsertDataDocumentsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.DataImportResponse:
         violations = ViolationCollector()
         items = [

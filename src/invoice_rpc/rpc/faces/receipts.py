@@ -4,7 +4,7 @@ and backfill, over the same service functions as InvoiceService."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from google.api import httpbody_pb2
@@ -115,7 +115,7 @@ class InvoiceReceiptsFaceServicer(receipts_face_pb2_grpc.InvoiceReceiptsFaceServ
         self.db = db
 
     async def ListInvoiceReceipts(
-        self, request: face.ListInvoiceReceiptsRequest, context: grpc.aio.ServicerContext
+        self, request: face.ListInvoiceReceiptsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.ListInvoiceReceiptsResponse:
         violations = ViolationCollector()
         query, sort = _query_and_sort(request, violations)
@@ -155,14 +155,14 @@ class InvoiceReceiptsFaceServicer(receipts_face_pb2_grpc.InvoiceReceiptsFaceServ
         )
 
     async def GetInvoiceReceipt(
-        self, request: face.GetInvoiceReceiptRequest, context: grpc.aio.ServicerContext
+        self, request: face.GetInvoiceReceiptRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.GetInvoiceReceiptResponse:
         async with self.db.read() as session:
             record = await get_invoice_by_number(session, current_caller().tenant_id, request.invoice_number)
         return face.GetInvoiceReceiptResponse(data=receipt_to_pb(record))
 
     async def SummarizeInvoiceReceipts(
-        self, request: face.SummarizeInvoiceReceiptsRequest, context: grpc.aio.ServicerContext
+        self, request: face.SummarizeInvoiceReceiptsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.SummarizeInvoiceReceiptsResponse:
         violations = ViolationCollector()
         query = InvoiceQuery(
@@ -198,7 +198,7 @@ class InvoiceReceiptsFaceServicer(receipts_face_pb2_grpc.InvoiceReceiptsFaceServ
         )
 
     async def ExportInvoiceReceipts(
-        self, request: face.ExportInvoiceReceiptsRequest, context: grpc.aio.ServicerContext
+        self, request: face.ExportInvoiceReceiptsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         violations = ViolationCollector()
         query, sort = _query_and_sort(request, violations)
@@ -227,7 +227,7 @@ class InvoiceReceiptsFaceServicer(receipts_face_pb2_grpc.InvoiceReceiptsFaceServ
                 await chunks.aclose()
 
     async def GenerateMarketplaceInvoiceReceipts(
-        self, request: face.GenerateMarketplaceInvoiceReceiptsRequest, context: grpc.aio.ServicerContext
+        self, request: face.GenerateMarketplaceInvoiceReceiptsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.GenerateMarketplaceInvoiceReceiptsResponse:
         violations = ViolationCollector()
         # Seed 000's defaults: the start and the end of the current month, each on its own (the
@@ -257,7 +257,7 @@ class InvoiceReceiptsFaceServicer(receipts_face_pb2_grpc.InvoiceReceiptsFaceServ
         )
 
     async def BackfillInvoiceReceipts(
-        self, request: face.BackfillInvoiceReceiptsRequest, context: grpc.aio.ServicerContext
+        self, request: face.BackfillInvoiceReceiptsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.BackfillInvoiceReceiptsResponse:
         limit = request.limit if request.HasField("limit") else None
         async with self.db.write() as session:

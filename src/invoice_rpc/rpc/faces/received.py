@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import grpc
 from google.api import httpbody_pb2
@@ -38,7 +39,7 @@ API_VERSIONS = ("V0",)
 _NEWEST_FIRST = InvoiceSort(SortField.CREATED_AT, SortDirection.DESC)
 
 
-def check_version(context: grpc.aio.ServicerContext, violations: ViolationCollector) -> None:
+def check_version(context: grpc.aio.ServicerContext[Any, Any], violations: ViolationCollector) -> None:
     """The `Version` header (metadata `version`) must name a version this face speaks."""
     versions = [value for key, value in context.invocation_metadata() or () if key == "version"]
     if not versions:
@@ -164,7 +165,7 @@ class ReceivedFaceServicer(received_face_pb2_grpc.ReceivedFaceServiceServicer):
         self.db = db
 
     async def GetReceivedInvoice(
-        self, request: face.GetReceivedInvoiceRequest, context: grpc.aio.ServicerContext
+        self, request: face.GetReceivedInvoiceRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.ReceivedInvoice:
         violations = ViolationCollector()
         check_version(context, violations)
@@ -178,7 +179,7 @@ class ReceivedFaceServicer(received_face_pb2_grpc.ReceivedFaceServiceServicer):
         return invoice
 
     async def ReconcileReceivedInvoice(
-        self, request: face.ReconcileReceivedInvoiceRequest, context: grpc.aio.ServicerContext
+        self, request: face.ReconcileReceivedInvoiceRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.ReceivedInvoice:
         violations = ViolationCollector()
         check_version(context, violations)
@@ -202,7 +203,7 @@ class ReceivedFaceServicer(received_face_pb2_grpc.ReceivedFaceServiceServicer):
         return invoice
 
     async def FilterReceivedDocuments(
-        self, request: face.FilterReceivedDocumentsRequest, context: grpc.aio.ServicerContext
+        self, request: face.FilterReceivedDocumentsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> httpbody_pb2.HttpBody:
         violations = ViolationCollector()
         check_version(context, violations)

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -46,7 +46,7 @@ def parse_uuid(text: str, field: str, violations: ViolationCollector, *, require
         return None
 
 
-async def created(context: grpc.aio.ServicerContext, location: str | None = None) -> None:
+async def created(context: grpc.aio.ServicerContext[Any, Any], location: str | None = None) -> None:
     """Tell Envoy's REST shim to answer 201 Created (with `location`, if given). Call it only
     once the work succeeded: initial metadata leaves at once and cannot be taken back."""
     metadata = [("x-http-status", "201")]
