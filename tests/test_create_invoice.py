@@ -17,6 +17,11 @@ from invoice_rpc.v1 import invoice_service_pb2 as isvc
 from invoice_rpc.v1 import resources_pb2 as pb
 from sqlalchemy import func, select
 
+from invoice_rpc.domain.enums import BillingType
+from invoice_rpc.domain.errors import InvalidArgument, NotFound
+from invoice_rpc.service.caller import Caller
+from invoice_rpc.service.invoice_create import NewInvoice, NewLineItem, create_invoice
+from invoice_rpc.service.invoice_records import InvoiceRecord
 from invoice_rpc.storage import models as m
 from tests.conftest import Api
 from tests.factories import make_company, make_contract, make_customer, make_plan
@@ -330,3 +335,64 @@ async def test_concurrent_duplicates_create_one_invoice_and_retries_return_it(ap
     assert (await create(api, new_invoice(), request_id="race-1")).invoice_ref == created[0].invoice_ref
     assert await invoice_count(api) == 1
     assert created[0].invoice_number.endswith("-0001")
+
+
+# --- the contract named by its external id (what the REST faces use; gRPC takes contract_ref) ---
+
+
+async def create_in_service(api: Api, **fields: Any) -> InvoiceRecord:
+    """The Create use case called directly, in a write transaction of its own: InvoiceService's
+    CreateInvoice has no field for a contract's external id."""
+    new = NewInvoice(
+        billing_type=BillingType.SUBSCRIPTION,
+        currency="USD",
+        line_items=[NewLineItem(name="Pro plan", quantity="1", unit_price_minor=9900)],
+        **fields,
+    )
+    async with api.db.write() as s:
+        return await create_invoice(s, Caller(api.tenant_id, api.api_key_id, "test"), new)
+
+
+async def test_contract_named_by_external_id_is_numbered_and_gives_its_customer(api: Api) -> None:
+    async with api.db.write() as s:
+        contract = await make_contract(s, api.tenant_id, external_id="ctr_1")
+    first = await create_in_service(api, contract_id="ctr_1")
+    second = await create_in_service(api, contract_id="ctr_1")
+    assert (first.contract_ref, first.contract_number) == (contract.id, contract.contract_number)
+    assert (first.number_in_contract, second.number_in_contract) == (1, 2)
+    assert first.customer_ref == contract.customer_id  # the contract's customer
+    # The same counter as for a contract named by reference.
+    by_ref = await create(api, new_invoice(contract=pb.ContractSummary(contract_ref=str(contract.id))))
+    assert by_ref.number_in_contract == 3
+
+
+async def test_contract_id_and_contract_ref_together_are_invalid(api: Api) -> None:
+    async with api.db.write() as s:
+        contract = await make_contract(s, api.tenant_id, external_id="ctr_1")
+    with pytest.raises(InvalidArgument) as caught:
+        await create_in_service(api, contract_id="ctr_1", contract_ref=str(contract.id))
+    assert [v.field for v in caught.value.violations] == ["invoice.contract_id"]
+    with pytest.raises(InvalidArgument) as caught:
+        await create_in_service(api, contract_id="  ")
+    assert [v.field for v in caught.value.violations] == ["invoice.contract_id"]
+    assert await invoice_count(api) == 0
+
+
+async def test_contract_id_must_belong_to_the_given_customer(api: Api) -> None:
+    async with api.db.write() as s:
+        customer = await make_customer(s, api.tenant_id)
+        await make_contract(s, api.tenant_id, external_id="ctr_1")  # of another customer
+    with pytest.raises(InvalidArgument) as caught:
+        await create_in_service(api, contract_id="ctr_1", customer_ref=str(customer.id))
+    assert [v.field for v in caught.value.violations] == ["invoice.contract_id"]
+    assert await invoice_count(api) == 0
+
+
+async def test_unknown_or_another_tenants_contract_id_is_not_found(api: Api, other_api: Api) -> None:
+    async with other_api.db.write() as s:
+        await make_contract(s, other_api.tenant_id, external_id="ctr_theirs")
+    for contract_id in ("ctr_theirs", "ctr_nope"):
+        with pytest.raises(NotFound) as caught:
+            await create_in_service(api, contract_id=contract_id)
+        assert caught.value.message == f"not found: contract {contract_id}"
+    assert await invoice_count(api) == 0

@@ -16,6 +16,8 @@ from invoice_rpc.storage import models as m
 from tests.conftest import Api
 from tests.gateway_harness import Gateway, Reply, gateway
 from tests.rest_fixtures import invoice_ref, two_imported_invoices, violated_fields
+from tests.test_rest_data_import import assert_json_answer, post_ok
+from tests.test_rest_received import V0
 
 __all__ = ["gateway"]
 
@@ -826,4 +828,122 @@ async def test_seed_003_without_a_valid_key_is_401(gateway: Gateway, api: Api) -
     missing = await gateway.request("POST", "/v1/invoices", body=SEED_003_BODY)
     wrong = await gateway.request("POST", "/v1/invoices", key="irk_not_a_key", body=SEED_003_BODY)
     assert (missing.status, wrong.status) == (401, 401)
+    assert await invoice_count(api) == 0
+
+
+# --- an invoice on a contract: relationship `contract` (an addition to seed 003) --------------
+
+# A contract as `POST /data/contracts` takes it; the invoice names it by this id.
+CONTRACT = {"id": "ctr_1", "customer_id": "cus_123", "contract_number": 123, "name": "Cloud hosting"}
+ON_CONTRACT = {"data": {"type": "contract", "id": "ctr_1"}}
+
+
+def on_contract(body: dict[str, Any], contract: dict[str, Any] = ON_CONTRACT) -> dict[str, Any]:
+    """Seed 003's body (bare) with a `contract` relationship added."""
+    with_contract = copy.deepcopy(body)
+    with_contract["relationships"]["contract"] = copy.deepcopy(contract)
+    return with_contract
+
+
+def _company_import(company_id: str, attributes: dict[str, Any]) -> dict[str, Any]:
+    """Seed 002's company as `/data/companies` takes it (the core Company's `domain`)."""
+    values = {key: value for key, value in attributes.items() if key != "domain_name_primary_link_url"}
+    return {"id": company_id, "domain": attributes["domain_name_primary_link_url"], **values}
+
+
+async def import_contract_world_over_rest(gateway: Gateway, api: Api) -> None:
+    """Over REST only: data source stripe, customer cus_123 in it, contract ctr_1 of that
+    customer, and what seed 003's example names (companies, payment means, documents)."""
+    assert_json_answer(await gateway.request("POST", "/data/data_sources", key=api.key, body={"name": "stripe"}), 201)
+    batches: dict[str, list[dict[str, Any]]] = {
+        "/data/customers": [{"id": "cus_123", "data_source": "stripe", "name": "Acme Corporation"}],
+        "/data/contracts": [CONTRACT],
+        "/data/companies": [
+            _company_import("company_id", SEED_002_ISSUER_COMPANY),
+            _company_import("company_id_2", SEED_002_RECEIVER_COMPANY),
+        ],
+        "/data/payment_means": [{"id": i, **SEED_002_PAYMENT_MEANS} for i in ("id1", "id2")],
+        "/data/documents": [
+            {"id": i, **SEED_002_DOCUMENT} for i in ("doc_original_invoice", "doc_terms_and_conditions")
+        ],
+    }
+    for path, items in batches.items():
+        results = await post_ok(gateway, api, path, items)
+        assert [r["import_status"] for r in results] == ["inserted"] * len(items), (path, results)
+
+
+async def test_contract_relationship_puts_the_invoice_on_the_contract_seed_001_shows(
+    gateway: Gateway, api: Api
+) -> None:
+    await import_contract_world_over_rest(gateway, api)
+    created = await create(gateway, api, on_contract(SEED_003_BODY))
+    assert_json_answer(created, 201)
+    assert created.json()["data"]["relationships"]["contract"] == ON_CONTRACT
+    first_ref = created.json()["data"]["id"].removeprefix("invoice_")
+
+    # Seed 001 shows the contract, its reference (which no other path shows), and the counters.
+    received = await gateway.request("GET", f"/api/invoices/{first_ref}", key=api.key, headers=V0)
+    assert_json_answer(received)
+    shown = received.json()
+    contract_ref = shown["contract"]["contract_ref"]
+    assert shown["contract"] == {"contract_ref": str(uuid.UUID(contract_ref)), "contract_number": 123}
+    assert (shown["number_in_contract"], shown["total_in_contract"]) == (1, 3000)
+    assert shown["customer"]["customer_name"] == "Acme Corporation"  # the contract's customer
+
+    second = await create(gateway, api, on_contract(SEED_003_BODY))
+    assert_json_answer(second, 201)
+    second_ref = second.json()["data"]["id"].removeprefix("invoice_")
+    received = await gateway.request("GET", f"/api/invoices/{second_ref}", key=api.key, headers=V0)
+    assert (received.json()["number_in_contract"], received.json()["total_in_contract"]) == (2, 6000)
+
+    path = f"/api/documents/filter?contract_refs={contract_ref}&limit=50&page=0"
+    filtered = await gateway.request("GET", path, key=api.key, headers=V0)
+    assert_json_answer(filtered)
+    assert sorted(i["invoice_ref"] for i in filtered.json()) == sorted([first_ref, second_ref])
+
+
+async def test_contract_relationship_shows_on_get_and_list(gateway: Gateway, api: Api) -> None:
+    await import_contract_world_over_rest(gateway, api)
+    created = await create(gateway, api, on_contract(SEED_003_BODY))
+    assert created.status == 201, created.body
+    without = await create(gateway, api, SEED_003_BODY)
+    assert without.status == 201, without.body
+    assert "contract" not in without.json()["data"]["relationships"]
+
+    fetched = await gateway.request("GET", created.headers["location"], key=api.key)
+    assert fetched.status == 200, fetched.body
+    assert fetched.json()["data"] == created.json()["data"]
+    listed = await gateway.request("GET", "/v1/invoices", key=api.key)
+    assert listed.status == 200, listed.body
+    contracts = {i["id"]: i["relationships"].get("contract") for i in listed.json()["data"]}
+    assert contracts == {created.json()["data"]["id"]: ON_CONTRACT, without.json()["data"]["id"]: None}
+
+
+async def test_unknown_contract_is_404_naming_the_field(gateway: Gateway, api: Api) -> None:
+    await import_contract_world_over_rest(gateway, api)
+    unknown = {"data": {"type": "contract", "id": "ctr_nope"}}
+    reply = await create(gateway, api, {"data": on_contract(SEED_003_BODY, unknown)})
+    assert reply.status == 404, reply.body
+    assert reply.json()["code"] == 5
+    assert reply.json()["message"] == "data.relationships.contract.data.id: no contract 'ctr_nope'"
+    assert await invoice_count(api) == 0
+
+
+async def test_another_tenants_contract_is_404(gateway: Gateway, api: Api, other_api: Api) -> None:
+    await import_contract_world_over_rest(gateway, other_api)
+    await import_seed_003_world(api)  # all but the contract
+    reply = await create(gateway, api, on_contract(SEED_003_BODY))
+    assert reply.status == 404, reply.body
+    assert reply.json()["message"] == "relationships.contract.data.id: no contract 'ctr_1'"
+    assert await invoice_count(api) == 0
+
+
+async def test_contract_of_the_wrong_type_or_without_an_id_is_400(gateway: Gateway, api: Api) -> None:
+    await import_contract_world_over_rest(gateway, api)
+    wrong_type = {"data": {"type": "company", "id": "ctr_1"}}
+    assert_violations(
+        await create(gateway, api, on_contract(SEED_003_BODY, wrong_type)), ["relationships.contract.data.type"]
+    )
+    no_id = {"data": {"type": "contract", "id": " "}}
+    assert_violations(await create(gateway, api, on_contract(SEED_003_BODY, no_id)), ["relationships.contract.data.id"])
     assert await invoice_count(api) == 0

@@ -390,9 +390,9 @@ async def test_a_tenant_loaded_over_rest_only_reads_back_through_seeds_002_and_0
 
 
 async def test_a_contract_imported_over_rest_shows_on_its_invoices_in_seed_001(gateway: Gateway, api: Api) -> None:
-    """Seed 003's create names no customer or contract, so an invoice is put on a contract by
-    InvoiceService.CreateInvoice, which takes the contract's reference; no path shows that
-    reference before an invoice carries it, so it is read from the database here."""
+    """A contract imported over REST, with an invoice put on it by the core gRPC CreateInvoice,
+    which names the contract by its reference (read from the database here; REST callers name it by
+    its imported id instead: see test_rest_jsonapi's contract tests)."""
     await stripe_customer(gateway, api)
     await post_ok(gateway, api, "/data/contracts", CONTRACT_EXAMPLE)
     await post_ok(gateway, api, "/data/payment_means", [CARD_PAYMENT_MEANS, BANK_PAYMENT_MEANS, CRYPTO_PAYMENT_MEANS])

@@ -66,7 +66,8 @@ class NewLineItem:
 class NewInvoice:
     """An invoice to create. None means "not given" (defaults apply where there are any).
     Companies, plan, payment means, documents and people are named by their external ids;
-    the customer and contract by their references (UUID text)."""
+    the customer by its reference (UUID text); the contract by its reference or by its
+    external id (`contract_id`, unique per tenant), not both."""
 
     billing_type: BillingType | None
     currency: str
@@ -74,6 +75,7 @@ class NewInvoice:
     status: InvoiceStatus | None = None
     customer_ref: str | None = None
     contract_ref: str | None = None
+    contract_id: str | None = None
     issuer_company_id: str | None = None
     receiver_company_id: str | None = None
     plan_id: str | None = None
@@ -256,6 +258,11 @@ def _validate(new: NewInvoice, today: date, violations: ViolationCollector) -> _
     _check_quantity(new.quantity, "invoice.quantity", violations, required=False)
     customer_id = _parse_ref(new.customer_ref, "invoice.customer.customer_ref", violations)
     contract_id = _parse_ref(new.contract_ref, "invoice.contract.contract_ref", violations)
+    if new.contract_id is not None:
+        if new.contract_ref is not None:
+            violations.add("invoice.contract_id", "name the contract by contract_ref or contract_id, not both")
+        elif not new.contract_id.strip():
+            violations.add("invoice.contract_id", "must not be empty")
     checked_lines = [line for line in lines if line is not None]
     if len(checked_lines) == len(lines) and lines:
         total = invoice_amounts(line.amounts for line in checked_lines).total_minor
@@ -309,24 +316,24 @@ async def _resolve_parents(
         if found is None:
             missing.append(f"customer {new.customer_ref}")
         resolved["customer_id"] = found
-    if checked.contract_id is not None:
+    if checked.contract_id is not None or new.contract_id is not None:
+        # By reference (core API) or by external id (REST faces): the same checks either way.
+        if checked.contract_id is not None:
+            named, path, which = new.contract_ref, "invoice.contract.contract_ref", m.Contract.id == checked.contract_id
+        else:
+            named, path, which = new.contract_id, "invoice.contract_id", m.Contract.external_id == new.contract_id
         row = (
             await session.execute(
-                select(m.Contract.id, m.Contract.customer_id).where(
-                    m.Contract.tenant_id == tenant_id, m.Contract.id == checked.contract_id
-                )
+                select(m.Contract.id, m.Contract.customer_id).where(m.Contract.tenant_id == tenant_id, which)
             )
         ).one_or_none()
         if row is None:
-            missing.append(f"contract {new.contract_ref}")
+            missing.append(f"contract {named}")
         elif resolved.get("customer_id") is not None and row.customer_id != checked.customer_id:
-            raise InvalidArgument.single(
-                "invoice.contract.contract_ref",
-                f"contract {new.contract_ref} does not belong to customer {new.customer_ref}",
-            )
+            raise InvalidArgument.single(path, f"contract {named} does not belong to customer {new.customer_ref}")
         elif checked.customer_id is None:
             resolved["customer_id"] = row.customer_id  # the contract's customer is the invoice's
-        resolved["contract_id"] = checked.contract_id
+        resolved["contract_id"] = None if row is None else row.id
     for key, external_id, label in (
         ("issuer_company_id", new.issuer_company_id, "issuer company"),
         ("receiver_company_id", new.receiver_company_id, "receiver company"),
@@ -412,10 +419,11 @@ async def create_invoice(
     parents = await _resolve_parents(session, tenant_id, new, checked)
     invoice_number = await next_invoice_number(session, tenant_id, checked.issue_date.year)
     number_in_contract = None
-    if checked.contract_id is not None:
+    contract_id = parents.get("contract_id")
+    if contract_id is not None:
         number_in_contract = await session.scalar(
             update(m.Contract)
-            .where(m.Contract.tenant_id == tenant_id, m.Contract.id == checked.contract_id)
+            .where(m.Contract.tenant_id == tenant_id, m.Contract.id == contract_id)
             .values(last_number_in_contract=m.Contract.last_number_in_contract + 1)
             .returning(m.Contract.last_number_in_contract)
         )

@@ -10,7 +10,7 @@ resources come from `invoice_related` in one query per kind for a whole page.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -45,6 +45,7 @@ from invoice_rpc.service.invoice_related import (
     PersonView,
     RelatedIds,
     RelatedResources,
+    existing_contract_ids,
     load_related,
     related_ids_of,
 )
@@ -95,7 +96,9 @@ def _identifier(kind: str, resource_id: str) -> face.JsonApiIdentifier:
     return face.JsonApiIdentifier(type=kind, id=resource_id)
 
 
-def jsonapi_invoice_to_pb(record: InvoiceRecord) -> face.JsonApiInvoice:
+def jsonapi_invoice_to_pb(record: InvoiceRecord, contract_ids: Mapping[uuid.UUID, str]) -> face.JsonApiInvoice:
+    """The invoice resource; `contract_ids` gives the imported id of its contract, by reference
+    (`RelatedResources.contract_ids`)."""
     currency = record.currency
     attributes = face.JsonApiInvoiceAttributes(
         reference_number=record.invoice_number,
@@ -136,6 +139,8 @@ def jsonapi_invoice_to_pb(record: InvoiceRecord) -> face.JsonApiInvoice:
         relationships.issuer.data.CopyFrom(_identifier("company", record.issuer_company_id))
     if record.receiver_company_id:
         relationships.receiver.data.CopyFrom(_identifier("company", record.receiver_company_id))
+    if record.contract_ref is not None and record.contract_ref in contract_ids:
+        relationships.contract.data.CopyFrom(_identifier("contract", contract_ids[record.contract_ref]))
     return face.JsonApiInvoice(
         type="invoice", id=f"{_INVOICE_ID_PREFIX}{record.id}", attributes=attributes, relationships=relationships
     )
@@ -278,12 +283,15 @@ def invoice_item_resource(line: LineItemRecord, currency: str) -> face.JsonApiRe
 
 
 def wanted_related_ids(records: Sequence[InvoiceRecord], includes: frozenset[Include]) -> RelatedIds:
+    """The related resources `include` asks for, and always the contracts: their imported ids
+    are what `relationships.contract` shows."""
     return related_ids_of(
         records,
         companies=Include.COMPANY in includes,
         payment_means=Include.PAYMENT_MEANS in includes,
         documents=Include.DOCUMENTS in includes,
         people=Include.PEOPLE in includes,
+        contracts=True,
     )
 
 
@@ -436,6 +444,7 @@ class _CreateReader:
         )
         issuer = self._to_one(relationships, "issuer", "company", r)
         receiver = self._to_one(relationships, "receiver", "company", r)
+        contract = self._to_one(relationships, "contract", "contract", r)
         payment_means_key = "payment_type"
         if relationships.payment_means.data:
             payment_means_key = "payment_means"
@@ -450,6 +459,7 @@ class _CreateReader:
             status=parse_choice(attributes.status, f"{a}status", InvoiceStatus, self.violations),
             issuer_company_id=issuer,
             receiver_company_id=receiver,
+            contract_id=contract,
             external_id=self._reference_number(attributes.reference_number, f"{a}reference_number"),
             issue_date=parse_day(attributes.issue_date, f"{a}issue_date", self.violations),
             due_date=parse_day(attributes.due_date, f"{a}due_date", self.violations),
@@ -497,6 +507,7 @@ class _CreateReader:
                 "invoice.issue_date": f"{a}issue_date",
                 "invoice.due_date": f"{a}due_date",
                 "invoice.line_items": f"{r}invoice_items",
+                "invoice.contract_id": f"{r}contract.data.id",
                 "document_type_code": f"{a}document_type_code",
                 "totals.items_total": f"{t}items_total",
                 "totals.tax_total": f"{t}tax_total",
@@ -648,7 +659,13 @@ def _face_error(error: InvalidArgument, names: dict[str, str]) -> InvalidArgumen
     return InvalidArgument(violations)
 
 
-_KIND_LABELS = {"company": "company", "payment_means": "payment means", "document": "document", "people": "person"}
+_KIND_LABELS = {
+    "company": "company",
+    "payment_means": "payment means",
+    "document": "document",
+    "people": "person",
+    "contract": "contract",
+}
 
 
 async def _missing_related(session: AsyncSession, tenant_id: uuid.UUID, named_ids: list[tuple[str, str, str]]) -> str:
@@ -672,6 +689,7 @@ async def _missing_related(session: AsyncSession, tenant_id: uuid.UUID, named_id
         "payment_means": related.payment_means,
         "document": related.documents,
         "people": related.people,
+        "contract": await existing_contract_ids(session, tenant_id, ids_of("contract")),
     }
     return "; ".join(
         f"{path}: no {_KIND_LABELS[kind]} {resource_id!r}"
@@ -722,7 +740,7 @@ class JsonApiFaceServicer(jsonapi_face_pb2_grpc.JsonApiFaceServiceServicer):
         if page.next_page_token:
             meta.next_cursor = _face_cursor(page_number + 1, page.next_page_token)
         return face.ListJsonApiInvoicesResponse(
-            data=[jsonapi_invoice_to_pb(record) for record in page.invoices],
+            data=[jsonapi_invoice_to_pb(record, related.contract_ids) for record in page.invoices],
             included=included_resources(page.invoices, related, wanted, includes, str(tenant_id)),
             meta=meta,
         )
@@ -742,7 +760,7 @@ class JsonApiFaceServicer(jsonapi_face_pb2_grpc.JsonApiFaceServiceServicer):
             wanted = wanted_related_ids([record], includes)
             related = await load_related(session, tenant_id, wanted)
         return face.JsonApiInvoiceDocument(
-            data=jsonapi_invoice_to_pb(record),
+            data=jsonapi_invoice_to_pb(record, related.contract_ids),
             included=included_resources([record], related, wanted, includes, str(tenant_id)),
         )
 
@@ -770,7 +788,7 @@ class JsonApiFaceServicer(jsonapi_face_pb2_grpc.JsonApiFaceServiceServicer):
         # Only now, after the commit: the 201 hint leaves at once and cannot be taken back.
         await created(context, f"/v1/invoices/{_INVOICE_ID_PREFIX}{record.id}")
         return face.JsonApiInvoiceDocument(
-            data=jsonapi_invoice_to_pb(record),
+            data=jsonapi_invoice_to_pb(record, related.contract_ids),
             included=included_resources([record], related, wanted, ALL_INCLUDES, str(caller.tenant_id)),
         )
 

@@ -214,6 +214,7 @@ class JsonApiInvoiceRelationships(_message.Message):
     INVOICE_ITEMS_FIELD_NUMBER: _builtins.int
     DOCUMENTS_FIELD_NUMBER: _builtins.int
     PEOPLE_FIELD_NUMBER: _builtins.int
+    CONTRACT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def issuer(self) -> Global___JsonApiToOne:
         """The issuing company."""
@@ -238,6 +239,12 @@ class JsonApiInvoiceRelationships(_message.Message):
     def people(self) -> Global___JsonApiToMany:
         """People involved."""
 
+    @_builtins.property
+    def contract(self) -> Global___JsonApiToOne:
+        """The contract the invoice is on, by the id it was imported with (`POST /data/contracts`);
+        left out if none. Not in seed 002; JSON:API allows more relationships than a document lists.
+        """
+
     def __init__(
         self,
         *,
@@ -247,10 +254,11 @@ class JsonApiInvoiceRelationships(_message.Message):
         invoice_items: Global___JsonApiToMany | None = ...,
         documents: Global___JsonApiToMany | None = ...,
         people: Global___JsonApiToMany | None = ...,
+        contract: Global___JsonApiToOne | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "invoice_items", b"invoice_items", "issuer", b"issuer", "payment_means", b"payment_means", "people", b"people", "receiver", b"receiver"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contract", b"contract", "documents", b"documents", "invoice_items", b"invoice_items", "issuer", b"issuer", "payment_means", b"payment_means", "people", b"people", "receiver", b"receiver"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "invoice_items", b"invoice_items", "issuer", b"issuer", "payment_means", b"payment_means", "people", b"people", "receiver", b"receiver"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract", b"contract", "documents", b"documents", "invoice_items", b"invoice_items", "issuer", b"issuer", "payment_means", b"payment_means", "people", b"people", "receiver", b"receiver"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -819,6 +827,7 @@ class JsonApiNewInvoiceRelationships(_message.Message):
     INVOICE_ITEMS_FIELD_NUMBER: _builtins.int
     DOCUMENTS_FIELD_NUMBER: _builtins.int
     PEOPLE_FIELD_NUMBER: _builtins.int
+    CONTRACT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def issuer(self) -> Global___JsonApiToOne:
         """Optional. The issuing company."""
@@ -847,6 +856,14 @@ class JsonApiNewInvoiceRelationships(_message.Message):
     def people(self) -> Global___JsonApiToMany:
         """Optional. People involved."""
 
+    @_builtins.property
+    def contract(self) -> Global___JsonApiToOne:
+        """Optional. The contract to put the invoice on (`{"type": "contract", "id": "<imported id>"}`),
+        as imported with `POST /data/contracts`. The invoice's customer is the contract's, and it
+        gets the contract's next number_in_contract (1, 2, ...). Not in seed 003: an addition, so a
+        REST caller can bill a contract.
+        """
+
     def __init__(
         self,
         *,
@@ -857,10 +874,11 @@ class JsonApiNewInvoiceRelationships(_message.Message):
         invoice_items: Global___JsonApiToMany | None = ...,
         documents: Global___JsonApiToMany | None = ...,
         people: Global___JsonApiToMany | None = ...,
+        contract: Global___JsonApiToOne | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "invoice_items", b"invoice_items", "issuer", b"issuer", "payment_means", b"payment_means", "payment_type", b"payment_type", "people", b"people", "receiver", b"receiver"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contract", b"contract", "documents", b"documents", "invoice_items", b"invoice_items", "issuer", b"issuer", "payment_means", b"payment_means", "payment_type", b"payment_type", "people", b"people", "receiver", b"receiver"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "invoice_items", b"invoice_items", "issuer", b"issuer", "payment_means", b"payment_means", "payment_type", b"payment_type", "people", b"people", "receiver", b"receiver"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract", b"contract", "documents", b"documents", "invoice_items", b"invoice_items", "issuer", b"issuer", "payment_means", b"payment_means", "payment_type", b"payment_type", "people", b"people", "receiver", b"receiver"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

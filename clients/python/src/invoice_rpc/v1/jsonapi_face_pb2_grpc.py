@@ -108,8 +108,8 @@ class JsonApiFaceServiceServicer:
         invoice's lines give, to the minor unit; a stated payment is recorded (a paid invoice is
         `paid`). An `Idempotency-Key` header makes a retry answer the invoice the first call made.
         Errors: INVALID_ARGUMENT (every bad field, named as in the body, e.g.
-        `data.attributes.local_totals.grand_total`), NOT_FOUND (a related id the tenant does not
-        have, named by its field), ABORTED (a concurrent call with the same Idempotency-Key).
+        `data.attributes.local_totals.grand_total`; a relationship of the wrong type), NOT_FOUND (a
+        related id the tenant does not have, e.g. `data.relationships.contract.data.id`), ABORTED (a concurrent call with the same Idempotency-Key).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
