@@ -28,18 +28,29 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import string
 import uuid
 from collections.abc import AsyncGenerator, Iterable
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import Select, Text, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from invoice_rpc.domain.money import format_major
-from invoice_rpc.service.invoice_queries import InvoiceQuery, InvoiceSort, stream_invoice_batches
-from invoice_rpc.service.invoice_records import InvoiceRecord, LineItemRecord
+from invoice_rpc.domain.enums import SortDirection, SortField
+from invoice_rpc.domain.money import exponent, format_major, is_currency
+from invoice_rpc.service.invoice_queries import (
+    InvoiceQuery,
+    InvoiceSort,
+    invoice_filter_clauses,
+    stream_invoice_batches,
+)
+from invoice_rpc.service.invoice_records import InvoiceRecord, LineItemRecord, invoice_record_select
+from invoice_rpc.storage import models as m
 
 CHUNK_BYTES = 64 * 1024
 # Invoices read per round trip; with lines a batch may hold many more rows.
@@ -218,13 +229,40 @@ async def export_chunks(
     chunk_bytes: int = CHUNK_BYTES,
 ) -> AsyncGenerator[bytes, None]:
     """The export file as byte chunks of about `chunk_bytes` each; always at least one chunk (an
-    empty export is the CSV header alone, or `[]`). The caller validates `query` beforehand."""
+    empty export is the CSV header alone, or `[]`). The caller validates `query` beforehand.
+
+    CSV on PostgreSQL is produced by the database itself (`postgresql_csv_chunks`); JSON, and
+    CSV on SQLite, are written here from batches of records."""
+    if export_format is ExportFormat.CSV and session.get_bind().dialect.name == "postgresql":
+        chunks = postgresql_csv_chunks(
+            session, tenant_id, query, sort, with_line_items=with_line_items, chunk_bytes=chunk_bytes
+        )
+    else:
+        chunks = record_chunks(
+            session, tenant_id, query, sort, export_format, with_line_items=with_line_items, chunk_bytes=chunk_bytes
+        )
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        # Close the cursor (or COPY) now, not whenever the generator is garbage-collected.
+        await chunks.aclose()
+
+
+async def record_chunks(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    query: InvoiceQuery,
+    sort: InvoiceSort,
+    export_format: ExportFormat,
+    *,
+    with_line_items: bool = True,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> AsyncGenerator[bytes, None]:
+    """`export_chunks` written here from batches of InvoiceRecords (any database, any format)."""
     buffer = _ChunkBuffer(chunk_bytes)
     if export_format is ExportFormat.CSV:
-        header = list(INVOICE_COLUMNS)
-        if with_line_items:
-            header += [f"line_{c}" for c in LINE_COLUMNS]
-        buffer.write(_csv_line(header))
+        buffer.write(_csv_line(csv_header(with_line_items)))
     else:
         buffer.write("[")
     first = True
@@ -243,8 +281,189 @@ async def export_chunks(
                 if buffer.full():
                     yield buffer.take()
     finally:
-        # Close the cursor now, not whenever the generator is garbage-collected.
         await batches.aclose()
     if export_format is ExportFormat.JSON:
         buffer.write("]")
     yield buffer.take()
+
+
+def csv_header(with_line_items: bool) -> list[str]:
+    header = list(INVOICE_COLUMNS)
+    if with_line_items:
+        header += [f"line_{c}" for c in LINE_COLUMNS]
+    return header
+
+
+# --- CSV by PostgreSQL's COPY --------------------------------------------------------------------
+#
+# COPY (SELECT …) TO STDOUT WITH CSV streams rows straight from the query executor: no Python
+# object per row or per value. The SELECT renders every value exactly as `invoice_fields` and
+# `line_fields` do (a test compares the two byte for byte), and PostgreSQL's CSV quoting is the
+# csv module's QUOTE_MINIMAL (quotes only around separators, quotes and line breaks). Two
+# differences are bridged: PostgreSQL quotes an empty string (""), so empty text becomes NULL
+# (an empty cell, as the csv module writes it); and it ends rows with LF, so each row's final
+# LF becomes CRLF (the server sends exactly one row per CopyData message).
+
+
+def _currencies_by_exponent() -> dict[int, list[str]]:
+    letters = string.ascii_uppercase
+    grouped: dict[int, list[str]] = {}
+    for code in ("".join(c) for c in itertools.product(letters, repeat=3)):
+        if is_currency(code):
+            grouped.setdefault(exponent(code), []).append(code)
+    return grouped
+
+
+_CURRENCIES_BY_EXPONENT = _currencies_by_exponent()
+_SCALES = {0: "1", 1: "0.1", 2: "0.01", 3: "0.001", 4: "0.0001"}
+
+
+def _major_sql(amount_minor: Any, currency: Any) -> Any:
+    """Minor units as the currency's major-unit decimal text: numeric × 0.01 keeps scale 2,
+    so 9900 USD gives 99.00, as `format_major` does."""
+    whens = [
+        (currency.in_(codes), cast(amount_minor * literal(Decimal(_SCALES[exp])), Text()))
+        for exp, codes in sorted(_CURRENCIES_BY_EXPONENT.items())
+        if exp != 2
+    ]
+    return case(*whens, else_=cast(amount_minor * literal(Decimal("0.01")), Text()))
+
+
+def _iso_utc_sql(timestamp: Any) -> Any:
+    """ISO 8601 in UTC with Z, microseconds only when not zero (datetime.isoformat's rule)."""
+    utc = func.timezone("UTC", timestamp)
+    seconds = func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS')
+    micros = func.to_char(utc, "US")
+    return case(
+        (timestamp.is_(None), None),
+        (micros == "000000", seconds + "Z"),
+        else_=seconds + "." + micros + "Z",
+    )
+
+
+def _text_sql(column: Any) -> Any:
+    return func.nullif(column, "")
+
+
+def _date_sql(column: Any) -> Any:
+    return func.to_char(column, "YYYY-MM-DD")
+
+
+def _csv_select(tenant_id: uuid.UUID, query: InvoiceQuery, sort: InvoiceSort, *, with_line_items: bool) -> Select[Any]:
+    """The export's rows with every cell already rendered as text, in the export's order."""
+    records = invoice_record_select().where(*invoice_filter_clauses(tenant_id, query)).subquery("records")
+    r = records.c
+    cur = r.currency
+    cells: list[Any] = [
+        r.id,
+        r.invoice_number,
+        _text_sql(r.external_id),
+        r.data_source_id,
+        r.document_type_code,
+        r.accounting_event_type,
+        r.billing_type,
+        r.status,
+        r.customer_ref,
+        _text_sql(r.customer_external_id),
+        _text_sql(r.customer_name),
+        r.contract_ref,
+        r.contract_number,
+        r.number_in_contract,
+        _text_sql(r.issuer_company_id),
+        _text_sql(r.receiver_company_id),
+        _text_sql(r.plan_id),
+        _text_sql(r.subscription_id),
+        cur,
+        *(
+            _major_sql(getattr(r, name), cur)
+            for name in (
+                "sub_total_minor",
+                "total_discount_minor",
+                "total_tax_minor",
+                "credits_minor",
+                "total_minor",
+                "amount_paid_minor",
+                "amount_remaining_minor",
+            )
+        ),
+        r.net_terms_days,
+        _text_sql(r.payment_term),
+        _date_sql(r.issue_date),
+        _date_sql(r.due_date),
+        _iso_utc_sql(r.submitted_at),
+        _iso_utc_sql(r.paid_at),
+        _iso_utc_sql(r.period_start),
+        _iso_utc_sql(r.period_end),
+        _text_sql(r.description),
+        _iso_utc_sql(r.created_at),
+        _iso_utc_sql(r.updated_at),
+    ]
+    stmt = select(*cells).select_from(records)
+    if with_line_items:
+        line = m.InvoiceLine
+        cells = [
+            line.position,
+            _text_sql(line.sku),
+            _text_sql(line.name),
+            _text_sql(line.description),
+            _text_sql(line.quantity),
+            _text_sql(line.unit),
+            *(_major_sql(c, cur) for c in (line.unit_price_minor, line.discount_minor)),
+            _text_sql(line.tax_rate),
+            _text_sql(line.tax_category),
+            *(_major_sql(c, cur) for c in (line.sub_total_minor, line.tax_minor, line.total_minor)),
+            _iso_utc_sql(line.period_start),
+            _iso_utc_sql(line.period_end),
+        ]
+        stmt = stmt.add_columns(*cells).outerjoin(line, line.invoice_id == r.id)
+    sort_column = getattr(r, _RECORD_SORT_FIELDS[sort.field])
+    if sort.direction is SortDirection.ASC:
+        stmt = stmt.order_by(sort_column.asc(), r.id.asc())
+    else:
+        stmt = stmt.order_by(sort_column.desc(), r.id.desc())
+    if with_line_items:
+        stmt = stmt.order_by(m.InvoiceLine.position)
+    return stmt
+
+
+_RECORD_SORT_FIELDS = {
+    SortField.CREATED_AT: "created_at",
+    SortField.ISSUE_DATE: "issue_date",
+    SortField.BILLING_TYPE: "billing_type",
+    SortField.TOTAL_AMOUNT: "total_minor",
+    SortField.INVOICE_NUMBER: "invoice_number",
+}
+
+
+async def postgresql_csv_chunks(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    query: InvoiceQuery,
+    sort: InvoiceSort,
+    *,
+    with_line_items: bool = True,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> AsyncGenerator[bytes, None]:
+    """The CSV export made by COPY … TO STDOUT inside the session's transaction, in chunks of
+    about `chunk_bytes`. Closing the generator early ends the COPY (psycopg cancels it), so the
+    connection goes back to its pool clean."""
+    connection = await session.connection()
+    # COPY takes no server-side parameters: psycopg binds them client-side, so IN lists are
+    # rendered as plain placeholders here.
+    compiled = _csv_select(tenant_id, query, sort, with_line_items=with_line_items).compile(
+        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
+    buffer = bytearray(_csv_line(csv_header(with_line_items)).encode())
+    async with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)", compiled.params) as copy,
+    ):
+        async for row in copy:
+            buffer += row[:-1]
+            buffer += b"\r\n"
+            if len(buffer) >= chunk_bytes:
+                yield bytes(buffer)
+                buffer.clear()
+    yield bytes(buffer)

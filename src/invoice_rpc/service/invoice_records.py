@@ -1,17 +1,23 @@
 """The invoice read model: one typed record per invoice with everything a reader shows, loaded
-with one query for the invoices and one per child table for a whole batch (never per row)."""
+with one query for the invoices and one per child table for a whole batch (never per row).
+
+On PostgreSQL the linked ids (payment means, documents, people) come as array columns of the
+invoice query itself, so a page or batch without line items is one statement. Rows are read as
+Core rows (no ORM objects) and records are built positionally.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ARRAY, ColumnElement, Select, Uuid, any_, cast, func, literal, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from invoice_rpc.storage import models as m
@@ -95,6 +101,8 @@ class InvoiceRecord:
     person_ids: tuple[str, ...] = field(default=())
 
 
+_LINK_FIELDS = ("payment_means_ids", "document_ids", "person_ids")
+
 _customer = aliased(m.Customer, name="customer")
 _contract = aliased(m.Contract, name="contract")
 _issuer = aliased(m.Company, name="issuer")
@@ -102,61 +110,109 @@ _receiver = aliased(m.Company, name="receiver")
 _plan = aliased(m.Plan, name="plan")
 _order = aliased(m.Order, name="source_order")
 
-_INVOICE_COLUMNS = (
-    "id invoice_number data_source_id external_id document_type_code accounting_event_type "
-    "billing_type status number_in_contract subscription_id currency sub_total_minor "
-    "total_discount_minor total_tax_minor credits_minor total_minor amount_paid_minor "
-    "amount_remaining_minor net_terms_days payment_term issue_date due_date submitted_at paid_at "
-    "period_start period_end is_partial_period terms description quantity created_at updated_at"
-).split()
+# The record's scalar fields in declaration order: a row of `invoice_record_select()` lists its
+# columns in this order, so a record is built positionally (no dict per row).
+_SCALAR_FIELDS = tuple(f.name for f in fields(InvoiceRecord) if f.name not in ("line_items", *_LINK_FIELDS))
+_PARENT_COLUMNS: dict[str, Any] = {
+    "customer_ref": _customer.id,
+    "customer_external_id": _customer.external_id,
+    "customer_name": _customer.name,
+    "customer_legal_name": _customer.legal_name,
+    "contract_ref": _contract.id,
+    "contract_number": _contract.contract_number,
+    "issuer_company_id": _issuer.external_id,
+    "issuer_company_name": _issuer.name,
+    "issuer_company_legal_name": _issuer.legal_name,
+    "receiver_company_id": _receiver.external_id,
+    "plan_id": _plan.external_id,
+    "order_id": _order.external_id,
+}
+_LINKS: dict[str, tuple[Any, Any, Any]] = {
+    "payment_means_ids": (m.InvoicePaymentMeans, m.InvoicePaymentMeans.payment_means_id, m.PaymentMeans),
+    "document_ids": (m.InvoiceDocument, m.InvoiceDocument.document_id, m.Document),
+    "person_ids": (m.InvoicePerson, m.InvoicePerson.person_id, m.Person),
+}
 
 
-def invoice_record_select() -> Select[Any]:
-    """SELECT of every column an InvoiceRecord needs, joined to its parents; add WHERE and
-    ORDER BY (always with m.Invoice.tenant_id) and read rows with `record_from_row`."""
+def _linked_ids_column(name: str, invoice: Any) -> Any:
+    """PostgreSQL: the invoice's linked external ids in position order, as one array column
+    (NULL when there are none), so a page needs no query per link table."""
+    link, link_target, target = _LINKS[name]
     return (
-        select(
-            *(getattr(m.Invoice, name) for name in _INVOICE_COLUMNS),
-            _customer.id.label("customer_ref"),
-            _customer.external_id.label("customer_external_id"),
-            _customer.name.label("customer_name"),
-            _customer.legal_name.label("customer_legal_name"),
-            _contract.id.label("contract_ref"),
-            _contract.contract_number.label("contract_number"),
-            _issuer.external_id.label("issuer_company_id"),
-            _issuer.name.label("issuer_company_name"),
-            _issuer.legal_name.label("issuer_company_legal_name"),
-            _receiver.external_id.label("receiver_company_id"),
-            _plan.external_id.label("plan_id"),
-            _order.external_id.label("order_id"),
-        )
-        .select_from(m.Invoice)
-        .outerjoin(_customer, _customer.id == m.Invoice.customer_id)
-        .outerjoin(_contract, _contract.id == m.Invoice.contract_id)
-        .outerjoin(_issuer, _issuer.id == m.Invoice.issuer_company_id)
-        .outerjoin(_receiver, _receiver.id == m.Invoice.receiver_company_id)
-        .outerjoin(_plan, _plan.id == m.Invoice.plan_id)
-        .outerjoin(_order, _order.id == m.Invoice.order_id)
+        select(func.array_agg(aggregate_order_by(target.external_id, link.position)))
+        .select_from(link)
+        .join(target, target.id == link_target)
+        .where(link.invoice_id == invoice.id)
+        .scalar_subquery()
+        .label(name)
+    )
+
+
+def invoice_record_select(invoice: Any = m.Invoice, *, with_links: bool = False) -> Select[Any]:
+    """SELECT of every column an InvoiceRecord needs, joined to its parents; add WHERE and
+    ORDER BY (always with the tenant) and read rows with `record_from_row`.
+
+    `invoice` may be an alias of a subquery of invoices (a page already cut to size), so the
+    parents are joined to those rows only. `with_links` (PostgreSQL only) adds the linked ids
+    of payment means, documents and people as array columns."""
+    columns = [
+        _PARENT_COLUMNS[name].label(name) if name in _PARENT_COLUMNS else getattr(invoice, name)
+        for name in _SCALAR_FIELDS
+    ]
+    if with_links:
+        columns += [_linked_ids_column(name, invoice) for name in _LINK_FIELDS]
+    return (
+        select(*columns)
+        .select_from(invoice)
+        .outerjoin(_customer, _customer.id == invoice.customer_id)
+        .outerjoin(_contract, _contract.id == invoice.contract_id)
+        .outerjoin(_issuer, _issuer.id == invoice.issuer_company_id)
+        .outerjoin(_receiver, _receiver.id == invoice.receiver_company_id)
+        .outerjoin(_plan, _plan.id == invoice.plan_id)
+        .outerjoin(_order, _order.id == invoice.order_id)
     )
 
 
 def record_from_row(row: Any) -> InvoiceRecord:
-    """An InvoiceRecord (without children) from a row of `invoice_record_select()`."""
-    return InvoiceRecord(**row._asdict())
+    """An InvoiceRecord from a row of `invoice_record_select()`: without children, or with the
+    linked ids when the select had `with_links`."""
+    if len(row) == len(_SCALAR_FIELDS):
+        return InvoiceRecord(*row)
+    scalars = len(_SCALAR_FIELDS)
+    links = (tuple(ids or ()) for ids in row[scalars:])
+    return InvoiceRecord(*row[:scalars], (), *links)  # type: ignore[call-arg]  # fields in select order
+
+
+async def core_connection(session: AsyncSession) -> AsyncConnection:
+    """The session's connection, for Core statements that need no ORM objects (cheaper per
+    row). Pending ORM changes are flushed first, as the session's own execute would: a write
+    that reads back what it just changed must see it."""
+    await session.flush()
+    return await session.connection()
+
+
+def links_in_select(session: AsyncSession) -> bool:
+    """Whether `invoice_record_select(with_links=True)` works on the session's database."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 async def attach_children(
-    session: AsyncSession, records: Sequence[InvoiceRecord], *, with_line_items: bool
+    session: AsyncSession, records: Sequence[InvoiceRecord], *, with_line_items: bool, links_loaded: bool = False
 ) -> list[InvoiceRecord]:
-    """The records with their payment means, documents, people and (optionally) line items,
-    fetched with one query per child table for the whole batch."""
+    """The records with their payment means, documents, people (unless `links_loaded`: the
+    rows came from a select `with_links`) and (optionally) line items, fetched with one query
+    per child table for the whole batch."""
     if not records:
         return []
+    if links_loaded and not with_line_items:
+        return list(records)
     ids = [r.id for r in records]
     lines: dict[uuid.UUID, list[LineItemRecord]] = defaultdict(list)
     if with_line_items:
         for line in await load_line_items(session, ids):
             lines[line[0]].append(line[1])
+    if links_loaded:
+        return [replace(r, line_items=tuple(lines.get(r.id, ()))) for r in records]
     payment_means = await _linked_external_ids(
         session, m.InvoicePaymentMeans, m.InvoicePaymentMeans.payment_means_id, m.PaymentMeans, ids
     )
@@ -181,9 +237,10 @@ async def load_line_items(
     session: AsyncSession, invoice_ids: Iterable[uuid.UUID]
 ) -> list[tuple[uuid.UUID, LineItemRecord]]:
     """(invoice id, line) pairs for the invoices, ordered by invoice and position."""
+    ids = list(invoice_ids)
     stmt = (
         select(m.InvoiceLine.invoice_id, *(getattr(m.InvoiceLine, c) for c in _LINE_COLUMNS))
-        .where(m.InvoiceLine.invoice_id.in_(list(invoice_ids)))
+        .where(_id_in(session, m.InvoiceLine.invoice_id, ids))
         .order_by(m.InvoiceLine.invoice_id, m.InvoiceLine.position)
     )
     result = await session.execute(stmt)
@@ -195,13 +252,21 @@ async def load_line_items(
     return pairs
 
 
+def _id_in(session: AsyncSession, column: Any, ids: list[uuid.UUID]) -> ColumnElement[bool]:
+    """`column IN ids`; on PostgreSQL as `= ANY(array)`: one parameter, however many ids (an
+    IN list of a thousand placeholders costs the driver more than the query)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(cast(literal(ids, type_=ARRAY(Uuid)), ARRAY(Uuid)))  # type: ignore[no-any-return]
+    return column.in_(ids)  # type: ignore[no-any-return]
+
+
 async def _linked_external_ids(
     session: AsyncSession, link: Any, link_target: Any, target: Any, invoice_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[str]]:
     stmt = (
         select(link.invoice_id, target.external_id)
         .join(target, target.id == link_target)
-        .where(link.invoice_id.in_(invoice_ids))
+        .where(_id_in(session, link.invoice_id, invoice_ids))
         .order_by(link.invoice_id, link.position)
     )
     linked: dict[uuid.UUID, list[str]] = defaultdict(list)
@@ -214,9 +279,12 @@ async def get_invoice_record(
     session: AsyncSession, tenant_id: uuid.UUID, invoice_id: uuid.UUID, *, with_line_items: bool = True
 ) -> InvoiceRecord | None:
     """One invoice of the tenant by its id (invoice_ref), with children; None if absent."""
-    stmt = invoice_record_select().where(m.Invoice.tenant_id == tenant_id, m.Invoice.id == invoice_id)
-    row = (await session.execute(stmt)).one_or_none()
+    links = links_in_select(session)
+    stmt = invoice_record_select(with_links=links).where(m.Invoice.tenant_id == tenant_id, m.Invoice.id == invoice_id)
+    row = (await (await core_connection(session)).execute(stmt)).one_or_none()
     if row is None:
         return None
-    [record] = await attach_children(session, [record_from_row(row)], with_line_items=with_line_items)
+    [record] = await attach_children(
+        session, [record_from_row(row)], with_line_items=with_line_items, links_loaded=links
+    )
     return record

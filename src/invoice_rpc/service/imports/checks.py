@@ -4,6 +4,7 @@ normalized value, or None when the value is missing or bad."""
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 
@@ -20,6 +21,15 @@ def parse_import_time(text: str, name: str, problems: list[str], *, required: bo
         if required:
             problems.append(f"Missing {name}")
         return None
+    parsed = _parse_time(text)
+    if parsed is None:
+        problems.append(f"Invalid {name} '{text}': expected RFC 3339 or YYYY-MM-DD")
+    return parsed
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_time(text: str) -> datetime | None:
+    """The UTC time `text` names, or None; cached because a batch repeats its dates a lot."""
     upper = text.upper()
     try:
         if _DATE_ONLY.fullmatch(upper):
@@ -30,7 +40,6 @@ def parse_import_time(text: str, name: str, problems: list[str], *, required: bo
             return datetime.fromisoformat(trimmed).astimezone(UTC)
     except ValueError:
         pass
-    problems.append(f"Invalid {name} '{text}': expected RFC 3339 or YYYY-MM-DD")
     return None
 
 

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoice_rpc.domain.enums import (
@@ -28,6 +27,7 @@ from invoice_rpc.domain.enums import (
 from invoice_rpc.service.caller import Caller
 from invoice_rpc.service.imports.checks import check_currency, check_non_negative, parse_import_time
 from invoice_rpc.service.imports.references import DataSources, ids_by_source_key
+from invoice_rpc.service.imports.sets import bulk_insert
 from invoice_rpc.service.imports.upsert import (
     ImportResult,
     Normalized,
@@ -184,7 +184,7 @@ class _InvoiceSpec(UpsertSpec[InvoiceImport]):
                     "after": {k: v for k, v in after.items() if k not in ("tenant_id", "id", "fingerprint")},
                 }
             )
-        await session.execute(insert(m.AuditEvent), audit_rows)
+        await bulk_insert(session, m.AuditEvent, audit_rows)
         await enqueue_customers(session, caller.tenant_id, (c for c in customers if c is not None))
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from invoice_rpc.service.imports.sets import column_in
 from invoice_rpc.storage import models as m
 
 
@@ -70,8 +71,8 @@ async def ids_by_source_key(
     rows = await session.execute(
         select(model.id, model.data_source_id, model.external_id).where(
             model.tenant_id == tenant_id,
-            model.data_source_id.in_(sorted({source_id for source_id, _ in wanted})),
-            model.external_id.in_(sorted({external_id for _, external_id in wanted})),
+            column_in(session, model.data_source_id, sorted({source_id for source_id, _ in wanted})),
+            column_in(session, model.external_id, sorted({external_id for _, external_id in wanted})),
         )
     )
     return {(source_id, external_id): row_id for row_id, source_id, external_id in rows}

@@ -320,6 +320,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_invoices_tenant_issue_date', ['tenant_id', 'issue_date', 'id'], unique=False)
         batch_op.create_index('ix_invoices_tenant_status', ['tenant_id', 'status'], unique=False)
         batch_op.create_index('ix_invoices_tenant_total', ['tenant_id', 'total_minor', 'id'], unique=False)
+        batch_op.create_index('ix_invoices_tenant_type_status_issue', ['tenant_id', 'billing_type', 'status', 'issue_date', 'id'], unique=False)
 
     op.create_table('audit_events',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -451,6 +452,7 @@ def downgrade() -> None:
 
     op.drop_table('audit_events')
     with op.batch_alter_table('invoices', schema=None) as batch_op:
+        batch_op.drop_index('ix_invoices_tenant_type_status_issue')
         batch_op.drop_index('ix_invoices_tenant_total')
         batch_op.drop_index('ix_invoices_tenant_status')
         batch_op.drop_index('ix_invoices_tenant_issue_date')

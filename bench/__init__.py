@@ -1,0 +1,1 @@
+"""invoice-rpc's benchmark suite: `python -m bench` (see bench/run.py and README's Benchmarks)."""

@@ -1,0 +1,35 @@
+"""One server process of the bench's fleet: `python -m bench.serve_one --port P`.
+
+Used only while `invoice-rpc serve` has no `--workers`: N of these bind the same port with
+SO_REUSEPORT, which is what `--workers N` does. No metrics worker: the bench measures rpcs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from invoice_rpc import config
+from invoice_rpc.logs import configure
+from invoice_rpc.rpc.server import run_server
+from invoice_rpc.storage.database import Database
+
+
+async def _serve(port: int) -> None:
+    db = Database(config.database_url())
+    try:
+        await run_server(db, f"127.0.0.1:{port}", grace_seconds=2.0, reuse_port=True)
+    finally:
+        await db.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.serve_one")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    configure("WARNING")
+    asyncio.run(_serve(args.port))
+
+
+if __name__ == "__main__":
+    main()
