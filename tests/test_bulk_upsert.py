@@ -260,6 +260,13 @@ async def test_seed_validation_examples(api: Api) -> None:
         ({"end_date": "2024-06-30"}, "end_date is before start_date"),
         ({"quantity": -2}, "quantity must be a non-negative number"),
         ({"discount": -5}, "discount must be a non-negative number"),
+        # Beyond 64-bit arithmetic's comfort (amount + discount, customer totals): refused, not a 500.
+        ({"amount_cents": 2**63 - 1, "discount": 1}, "amount_cents must be at most 1000000000000000"),
+        # Year 1 at +01:00 is before year 1 in UTC: not a time, not a 500.
+        (
+            {"date": "0001-01-01T00:00:00+01:00"},
+            "Invalid date '0001-01-01T00:00:00+01:00': expected RFC 3339 or YYYY-MM-DD",
+        ),
     ],
 )
 async def test_item_error_message(api: Api, changes: dict[str, object], message: str) -> None:

@@ -38,7 +38,7 @@ def _parse_time(text: str) -> datetime | None:
             # fromisoformat takes at most microseconds: drop nanosecond digits beyond six.
             trimmed = re.sub(r"(\.\d{6})\d+", r"\1", upper)
             return datetime.fromisoformat(trimmed).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range by its offset
         pass
     return None
 
@@ -55,14 +55,22 @@ def check_currency(text: str, problems: list[str]) -> str | None:
     return code
 
 
+# Amounts are stored as 64-bit minor units and summed (sub total = amount + discount, customer
+# totals): 10^15 minor units (10 trillion dollars) leaves that arithmetic far from overflow.
+MAX_IMPORT_AMOUNT = 10**15
+
+
 def check_non_negative(value: int | None, name: str, problems: list[str], *, required: bool = False) -> int | None:
-    """The value if it is at least 0; None (and a problem if required) when unset."""
+    """The value if it is from 0 to MAX_IMPORT_AMOUNT; None (and a problem if required) when unset."""
     if value is None:
         if required:
             problems.append(f"Missing {name}")
         return None
     if value < 0:
         problems.append(f"{name} must be a non-negative number")
+        return None
+    if value > MAX_IMPORT_AMOUNT:
+        problems.append(f"{name} must be at most {MAX_IMPORT_AMOUNT}")
         return None
     return value
 
