@@ -119,7 +119,8 @@ class InvoiceReceiptsFaceServiceServicer:
     def ExportInvoiceReceipts(self, request, context):
         """Downloads every matching invoice as a CSV (`/export/csv`) or JSON (`/export/json`) file
         with a `content-disposition` attachment name, streamed in chunks.
-        Errors: INVALID_ARGUMENT (unknown format or filter), before any byte is sent.
+        Errors: INVALID_ARGUMENT (unknown format or filter), before any byte is sent;
+        RESOURCE_EXHAUSTED (429) when the tenant already runs 4 streams or exports on this server.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -59,7 +59,8 @@ class InvoiceReceiptsFaceServiceStub:
     ExportInvoiceReceipts: _grpc.UnaryStreamMultiCallable[_receipts_face_pb2.ExportInvoiceReceiptsRequest, _httpbody_pb2.HttpBody]
     """Downloads every matching invoice as a CSV (`/export/csv`) or JSON (`/export/json`) file
     with a `content-disposition` attachment name, streamed in chunks.
-    Errors: INVALID_ARGUMENT (unknown format or filter), before any byte is sent.
+    Errors: INVALID_ARGUMENT (unknown format or filter), before any byte is sent;
+    RESOURCE_EXHAUSTED (429) when the tenant already runs 4 streams or exports on this server.
     """
     GenerateMarketplaceInvoiceReceipts: _grpc.UnaryUnaryMultiCallable[_receipts_face_pb2.GenerateMarketplaceInvoiceReceiptsRequest, _receipts_face_pb2.GenerateMarketplaceInvoiceReceiptsResponse]
     """Bills the period's unbilled marketplace usage: one invoice per currency; 201 Created with
@@ -103,7 +104,8 @@ class InvoiceReceiptsFaceServiceAsyncStub(InvoiceReceiptsFaceServiceStub):
     ExportInvoiceReceipts: _aio.UnaryStreamMultiCallable[_receipts_face_pb2.ExportInvoiceReceiptsRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
     """Downloads every matching invoice as a CSV (`/export/csv`) or JSON (`/export/json`) file
     with a `content-disposition` attachment name, streamed in chunks.
-    Errors: INVALID_ARGUMENT (unknown format or filter), before any byte is sent.
+    Errors: INVALID_ARGUMENT (unknown format or filter), before any byte is sent;
+    RESOURCE_EXHAUSTED (429) when the tenant already runs 4 streams or exports on this server.
     """
     GenerateMarketplaceInvoiceReceipts: _aio.UnaryUnaryMultiCallable[_receipts_face_pb2.GenerateMarketplaceInvoiceReceiptsRequest, _receipts_face_pb2.GenerateMarketplaceInvoiceReceiptsResponse]  # type: ignore[assignment]
     """Bills the period's unbilled marketplace usage: one invoice per currency; 201 Created with
@@ -168,7 +170,8 @@ class InvoiceReceiptsFaceServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_httpbody_pb2.HttpBody], _abc.AsyncIterator[_httpbody_pb2.HttpBody]]:
         """Downloads every matching invoice as a CSV (`/export/csv`) or JSON (`/export/json`) file
         with a `content-disposition` attachment name, streamed in chunks.
-        Errors: INVALID_ARGUMENT (unknown format or filter), before any byte is sent.
+        Errors: INVALID_ARGUMENT (unknown format or filter), before any byte is sent;
+        RESOURCE_EXHAUSTED (429) when the tenant already runs 4 streams or exports on this server.
         """
 
     @_abc_1.abstractmethod
