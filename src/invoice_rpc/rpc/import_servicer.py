@@ -3,6 +3,8 @@ calls the service layer in one transaction, and converts the results back."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from invoice_rpc.v1 import import_service_pb2 as ipb
 from invoice_rpc.v1 import import_service_pb2_grpc
@@ -30,7 +32,7 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
         self.db = db
 
     async def BulkUpsertInvoices(
-        self, request: ipb.BulkUpsertInvoicesRequest, context: grpc.aio.ServicerContext
+        self, request: ipb.BulkUpsertInvoicesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ipb.BulkUpsertInvoicesResponse:
         items = [convert.invoice_from_pb(item) for item in request.invoices]
         async with self.db.write() as session:
@@ -38,21 +40,23 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
         return ipb.BulkUpsertInvoicesResponse(results=convert.results_to_pb(results))
 
     async def CreateDataSource(
-        self, request: ipb.CreateDataSourceRequest, context: grpc.aio.ServicerContext
+        self, request: ipb.CreateDataSourceRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.DataSource:
         async with self.db.write() as session:
             view = await create_data_source(session, current_caller().tenant_id, request.data_source.name)
         return convert.data_source_to_pb(view)
 
     async def UpsertCustomers(
-        self, request: ipb.UpsertCustomersRequest, context: grpc.aio.ServicerContext
+        self, request: ipb.UpsertCustomersRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ipb.UpsertCustomersResponse:
         items = [convert.customer_from_pb(item) for item in request.customers]
         async with self.db.write() as session:
             results = await upsert_customers(session, current_caller(), items)
         return ipb.UpsertCustomersResponse(results=convert.results_to_pb(results))
 
-    async def GetCustomer(self, request: ipb.GetCustomerRequest, context: grpc.aio.ServicerContext) -> pb.Customer:
+    async def GetCustomer(
+        self, request: ipb.GetCustomerRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.Customer:
         key = request.WhichOneof("key")
         if key is None:
             raise InvalidArgument.single("key", "set customer_ref or external_key")
@@ -69,7 +73,7 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
         return convert.customer_to_pb(view)
 
     async def UpsertPlans(
-        self, request: ipb.UpsertPlansRequest, context: grpc.aio.ServicerContext
+        self, request: ipb.UpsertPlansRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ipb.UpsertPlansResponse:
         items = [convert.plan_from_pb(item) for item in request.plans]
         async with self.db.write() as session:
@@ -77,7 +81,7 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
         return ipb.UpsertPlansResponse(results=convert.results_to_pb(results))
 
     async def UpsertContracts(
-        self, request: ipb.UpsertContractsRequest, context: grpc.aio.ServicerContext
+        self, request: ipb.UpsertContractsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ipb.UpsertContractsResponse:
         items = [convert.contract_from_pb(item) for item in request.contracts]
         async with self.db.write() as session:
@@ -85,7 +89,7 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
         return ipb.UpsertContractsResponse(results=convert.results_to_pb(results))
 
     async def UpsertCompanies(
-        self, request: ipb.UpsertCompaniesRequest, context: grpc.aio.ServicerContext
+        self, request: ipb.UpsertCompaniesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ipb.UpsertCompaniesResponse:
         items = [convert.company_from_pb(item) for item in request.companies]
         async with self.db.write() as session:
@@ -93,7 +97,7 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
         return ipb.UpsertCompaniesResponse(results=convert.results_to_pb(results))
 
     async def UpsertOrders(
-        self, request: ipb.UpsertOrdersRequest, context: grpc.aio.ServicerContext
+        self, request: ipb.UpsertOrdersRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ipb.UpsertOrdersResponse:
         items = [convert.order_from_pb(item) for item in request.orders]
         async with self.db.write() as session:
@@ -101,7 +105,7 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
         return ipb.UpsertOrdersResponse(results=convert.results_to_pb(results))
 
     async def UpsertUsageRecords(
-        self, request: ipb.UpsertUsageRecordsRequest, context: grpc.aio.ServicerContext
+        self, request: ipb.UpsertUsageRecordsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ipb.UpsertUsageRecordsResponse:
         items = [convert.usage_record_from_pb(item) for item in request.usage_records]
         async with self.db.write() as session:
@@ -109,7 +113,7 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
         return ipb.UpsertUsageRecordsResponse(results=convert.results_to_pb(results))
 
     async def UpsertPaymentMeans(
-        self, request: ipb.UpsertPaymentMeansRequest, context: grpc.aio.ServicerContext
+        self, request: ipb.UpsertPaymentMeansRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ipb.UpsertPaymentMeansResponse:
         items = [convert.payment_means_from_pb(item) for item in request.payment_means]
         async with self.db.write() as session:
@@ -117,7 +121,7 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
         return ipb.UpsertPaymentMeansResponse(results=convert.results_to_pb(results))
 
     async def UpsertPeople(
-        self, request: ipb.UpsertPeopleRequest, context: grpc.aio.ServicerContext
+        self, request: ipb.UpsertPeopleRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ipb.UpsertPeopleResponse:
         items = [convert.person_from_pb(item) for item in request.people]
         async with self.db.write() as session:
@@ -125,7 +129,7 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
         return ipb.UpsertPeopleResponse(results=convert.results_to_pb(results))
 
     async def UpsertDocuments(
-        self, request: ipb.UpsertDocumentsRequest, context: grpc.aio.ServicerContext
+        self, request: ipb.UpsertDocumentsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ipb.UpsertDocumentsResponse:
         items = [convert.document_from_pb(item) for item in request.documents]
         async with self.db.write() as session:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from google.api import httpbody_pb2
@@ -71,7 +72,9 @@ def _audit_event_to_pb(event: audit_trail.AuditEventRecord) -> pb.AuditEvent:
 class InvoiceReadHandlers:
     db: Database
 
-    async def GetInvoice(self, request: isvc.GetInvoiceRequest, context: grpc.aio.ServicerContext) -> pb.Invoice:
+    async def GetInvoice(
+        self, request: isvc.GetInvoiceRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.Invoice:
         tenant_id = current_caller().tenant_id
         violations = ViolationCollector()
         key = request.WhichOneof("key")
@@ -102,7 +105,7 @@ class InvoiceReadHandlers:
         return invoice_to_pb(record)
 
     async def ListInvoices(
-        self, request: isvc.ListInvoicesRequest, context: grpc.aio.ServicerContext
+        self, request: isvc.ListInvoicesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> isvc.ListInvoicesResponse:
         tenant_id = current_caller().tenant_id
         violations = ViolationCollector()
@@ -132,7 +135,7 @@ class InvoiceReadHandlers:
         return response
 
     async def SummarizeInvoices(
-        self, request: isvc.SummarizeInvoicesRequest, context: grpc.aio.ServicerContext
+        self, request: isvc.SummarizeInvoicesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> isvc.SummarizeInvoicesResponse:
         tenant_id = current_caller().tenant_id
         violations = ViolationCollector()
@@ -158,7 +161,7 @@ class InvoiceReadHandlers:
         )
 
     async def StreamInvoices(
-        self, request: isvc.StreamInvoicesRequest, context: grpc.aio.ServicerContext
+        self, request: isvc.StreamInvoicesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[isvc.StreamInvoicesResponse]:
         tenant_id = current_caller().tenant_id
         violations = ViolationCollector()
@@ -182,7 +185,7 @@ class InvoiceReadHandlers:
                 await batches.aclose()
 
     async def ExportInvoices(
-        self, request: isvc.ExportInvoicesRequest, context: grpc.aio.ServicerContext
+        self, request: isvc.ExportInvoicesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         tenant_id = current_caller().tenant_id
         violations = ViolationCollector()
@@ -213,7 +216,7 @@ class InvoiceReadHandlers:
                 await chunks.aclose()
 
     async def ListAuditEvents(
-        self, request: isvc.ListAuditEventsRequest, context: grpc.aio.ServicerContext
+        self, request: isvc.ListAuditEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> isvc.ListAuditEventsResponse:
         tenant_id = current_caller().tenant_id
         violations = ViolationCollector()

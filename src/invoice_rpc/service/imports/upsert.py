@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -90,7 +91,7 @@ def fingerprint(values: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class UpsertSpec(Generic[ItemT]):
+class UpsertSpec(ABC, Generic[ItemT]):
     """How one entity is imported. Subclasses set `model`, `label` and `request_field`, and
     implement `normalize`; the hooks have do-nothing defaults.
 
@@ -105,10 +106,10 @@ class UpsertSpec(Generic[ItemT]):
     request_field: ClassVar[str]
     keyed_by_data_source: ClassVar[bool] = False
 
+    @abstractmethod
     def normalize(self, item: ItemT, problems: list[str]) -> Normalized:
         """The item's columns (without tenant_id, external_id and fingerprint); every problem
         found is appended to `problems` (then the returned value is ignored)."""
-        raise NotImplementedError
 
     def update_problem(self, row: Any, item: ItemT) -> str | None:
         """Why an existing row may not take a changed item (e.g. an invoiced order), if so."""
