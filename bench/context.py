@@ -30,6 +30,7 @@ class Settings:
     load_seconds: float  # each load-generator run
     bulk_invoices: int
     bulk_batch: int
+    bulk_concurrency: int  # batches in flight at once, as an importer with several connections
     workers: int
     only: frozenset[str]
     reuse: bool  # keep an already seeded database of the same N

@@ -68,6 +68,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--bulk-invoices", type=int, default=100_000, help="invoices per BulkUpsert pass (default 100,000)"
     )
+    parser.add_argument(
+        "--bulk-concurrency",
+        type=int,
+        default=1,
+        help="BulkUpsert batches in flight at once (default 1: one batch after the other)",
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="server processes (default: CPUs)")
     parser.add_argument("--reuse", action="store_true", help="keep an already seeded bench database of the same N")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -97,6 +103,7 @@ def settings_from(args: argparse.Namespace, work_dir: Path) -> Settings:
         load_seconds=args.seconds,
         bulk_invoices=args.bulk_invoices,
         bulk_batch=1000,
+        bulk_concurrency=args.bulk_concurrency,
         workers=args.workers,
         only=frozenset(args.only.split(",")),
         reuse=args.reuse,

@@ -1,4 +1,5 @@
-"""4. BulkUpsert: 100,000 invoices in batches of 1,000 over gRPC (one batch at a time), three
+"""4. BulkUpsert: 100,000 invoices in batches of 1,000 over gRPC (`--bulk-concurrency` batches in
+flight, default 1), three
 passes: fresh, the identical re-send (must rewrite no row: `n_tup_upd` of `invoices` in
 `pg_stat_user_tables` and every row's xmin are checked), then with 10% of the items changed.
 
@@ -71,15 +72,21 @@ def batches(
 async def send(
     ctx: BenchContext, tenant: SeededTenant, requests: list[ipb.BulkUpsertInvoicesRequest]
 ) -> tuple[dict[int, int], float]:
-    """(count per import status, seconds) for sending the batches one after the other."""
+    """(count per import status, seconds) for sending the batches, `bulk_concurrency` at a time
+    (an importer with that many connections; each server process can take one)."""
     stub = import_service_pb2_grpc.ImportServiceStub(ctx.channel)
     metadata = ctx.metadata(tenant)
     counts: dict[int, int] = {}
+    pending = iter(requests)
+
+    async def sender() -> None:
+        for request in pending:
+            reply = await stub.BulkUpsertInvoices(request, metadata=metadata)
+            for result in reply.results:
+                counts[result.import_status] = counts.get(result.import_status, 0) + 1
+
     started = time.perf_counter()
-    for request in requests:
-        reply = await stub.BulkUpsertInvoices(request, metadata=metadata)
-        for result in reply.results:
-            counts[result.import_status] = counts.get(result.import_status, 0) + 1
+    await asyncio.gather(*(sender() for _ in range(ctx.settings.bulk_concurrency)))
     return counts, time.perf_counter() - started
 
 

@@ -1,13 +1,16 @@
 """One engine per process and the unit of work: a transaction per rpc, opened at the edge.
 
 `Database.write()` is a transaction that commits when its block ends normally and rolls back
-otherwise; `Database.read()` always rolls back. On SQLite, writes start with BEGIN IMMEDIATE so
-that concurrent writers queue on the file lock up front instead of failing on an upgrade from a
-read lock; reads start a plain deferred BEGIN and so never block writers (WAL).
+otherwise (raising Aborted, which the caller may retry, when PostgreSQL ended it to break a
+deadlock or for a serialization failure); `Database.read()` always rolls back. On SQLite,
+writes start with BEGIN IMMEDIATE so that concurrent writers queue on the file lock up front
+instead of failing on an upgrade from a read lock; reads start a plain deferred BEGIN and so
+never block writers (WAL).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,9 +18,25 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+
+from invoice_rpc.domain.errors import Aborted
+from invoice_rpc.storage.types import json_dumps
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+IDLE_PING_SECONDS = 5.0
+
+# SQLSTATEs with which PostgreSQL ends a transaction that conflicted with a concurrent one and
+# would succeed if run again: nothing of it was written. Writers lock rows of shared tables in
+# different orders across statements (e.g. the numbering row, then a row of the summary rollups
+# that the invoice triggers update, against a writer that took them the other way round), so a
+# deadlock is a normal, if rare, outcome of concurrency, not a fault.
+RETRYABLE_SQLSTATES = {
+    "40P01": "ended to break a deadlock with a concurrent transaction",
+    "40001": "ended by a serialization failure against a concurrent transaction",
+}
 
 
 def async_url(url: str | URL) -> URL:
@@ -65,6 +84,32 @@ def _configure_sqlite(engine: AsyncEngine, begin_statement: str) -> None:
         connection.exec_driver_sql(begin_statement)
 
 
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use only if it sat idle for IDLE_PING_SECONDS: one that
+    was just used is alive, and pinging on every checkout (pool_pre_ping) costs every rpc a
+    round trip. A connection the server dropped while idle (restart, idle timeout) is replaced;
+    the pool tries again with a new one."""
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def on_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection) -> None:
+        # No checkin yet: the connection was opened for this checkout (the record's info is
+        # cleared whenever its DBAPI connection is replaced).
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise DisconnectionError("connection failed its ping") from error
+        if not alive:
+            raise DisconnectionError("connection failed its ping")
+
+
 class Database:
     """The process's engines and session factories."""
 
@@ -73,8 +118,8 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         ensure_sqlite_directory(self.url)
         if self.is_sqlite:
-            self.read_engine = create_async_engine(self.url)
-            self.write_engine = create_async_engine(self.url)
+            self.read_engine = create_async_engine(self.url, json_serializer=json_dumps)
+            self.write_engine = create_async_engine(self.url, json_serializer=json_dumps)
             _configure_sqlite(self.read_engine, "BEGIN")
             _configure_sqlite(self.write_engine, "BEGIN IMMEDIATE")
         else:
@@ -82,9 +127,10 @@ class Database:
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
                 connect_args={"application_name": application_name},
+                json_serializer=json_dumps,
             )
+            _ping_idle_connections(engine)
             self.read_engine = self.write_engine = engine
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
@@ -104,9 +150,17 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """One write transaction: committed if the block ends normally, else rolled back."""
-        async with self._write_sessions() as session, session.begin():
-            yield session
+        """One write transaction: committed if the block ends normally, else rolled back.
+        Aborted (nothing written; the same call may be retried) if PostgreSQL ended it for a
+        deadlock or a serialization failure; other database errors pass through unchanged."""
+        try:
+            async with self._write_sessions() as session, session.begin():
+                yield session
+        except DBAPIError as error:
+            reason = RETRYABLE_SQLSTATES.get(getattr(error.orig, "sqlstate", None) or "")
+            if reason is None:
+                raise
+            raise Aborted(f"the transaction was {reason}; nothing was written, retry the call") from error
 
     async def dispose(self) -> None:
         await self.read_engine.dispose()

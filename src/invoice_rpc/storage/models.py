@@ -6,7 +6,8 @@ BigInteger minor units beside a 3-letter currency; quantities and rates are deci
 (SQLite has no exact decimal type); statuses and types are StrEnum values in String columns;
 `external_id` is the id a caller gave a thing, unique per tenant (and data source, if any);
 `fingerprint` is a hash of an imported item's content, so an identical re-send is detected
-without comparing columns and rewrites nothing.
+without comparing columns and rewrites nothing; `item_digest` is a hash of the item exactly as
+it was received, so a byte-identical re-send is recognized before the item is even normalized.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class Company(Base):
     # registration_number, as the import gave them.
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     fingerprint: Mapped[str] = mapped_column(String(64))
+    item_digest: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -125,6 +127,7 @@ class Customer(Base):
     email: Mapped[str | None] = mapped_column(String(320))
     company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id"))
     fingerprint: Mapped[str] = mapped_column(String(64))
+    item_digest: Mapped[str | None] = mapped_column(String(32))
     metrics_updated_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
@@ -179,6 +182,7 @@ class Plan(Base):
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     fingerprint: Mapped[str] = mapped_column(String(64))
+    item_digest: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -200,6 +204,7 @@ class Contract(Base):
     # number_in_contract is gapless under concurrent writers, like invoice numbers.
     last_number_in_contract: Mapped[int] = mapped_column(Integer, default=0)
     fingerprint: Mapped[str] = mapped_column(String(64))
+    item_digest: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -217,6 +222,7 @@ class PaymentMeans(Base):
     # Descriptive only: account, bank, card, wallet and compliance details, metadata, tags.
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     fingerprint: Mapped[str] = mapped_column(String(64))
+    item_digest: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -232,6 +238,7 @@ class Person(Base):
     last_name: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     fingerprint: Mapped[str] = mapped_column(String(64))
+    item_digest: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -250,6 +257,7 @@ class Document(Base):
     uploaded_at: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]
     fingerprint: Mapped[str] = mapped_column(String(64))
+    item_digest: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -322,8 +330,49 @@ class Invoice(Base):
     order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id"), unique=True)
     creation_request_id: Mapped[str | None] = mapped_column(String(200))
     fingerprint: Mapped[str | None] = mapped_column(String(64))
+    item_digest: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
+
+
+class InvoiceDayTotal(Base):
+    """Exact sums of the tenant's invoices per (issue date, billing type, status, currency), so
+    a summary reads rollup rows instead of every invoice. Written only by the database: triggers
+    on `invoices` (migration 0002) add every insert, update and delete's difference in the same
+    transaction, so no write path can leave it behind. A group whose invoices are all gone may
+    stay as a row of zeros; readers skip groups with no invoices."""
+
+    __tablename__ = "invoice_day_totals"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    issue_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    billing_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    invoice_count: Mapped[int] = mapped_column(BigInteger)
+    total_minor: Mapped[int] = mapped_column(BigInteger)  # Σ invoices.total_minor
+    tax_minor: Mapped[int] = mapped_column(BigInteger)  # Σ invoices.total_tax_minor
+    paid_minor: Mapped[int] = mapped_column(BigInteger)  # Σ invoices.amount_paid_minor
+    remaining_minor: Mapped[int] = mapped_column(BigInteger)  # Σ invoices.amount_remaining_minor
+
+
+class InvoiceMonthTotal(Base):
+    """`InvoiceDayTotal` added up per calendar month of the issue date (`issue_month` is its
+    first day), kept by the same triggers. A summary reads whole months from here and only the
+    days of a partly covered month from the day rollup: about thirty times fewer rows."""
+
+    __tablename__ = "invoice_month_totals"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    issue_month: Mapped[date] = mapped_column(Date, primary_key=True)
+    billing_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    invoice_count: Mapped[int] = mapped_column(BigInteger)
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    tax_minor: Mapped[int] = mapped_column(BigInteger)
+    paid_minor: Mapped[int] = mapped_column(BigInteger)
+    remaining_minor: Mapped[int] = mapped_column(BigInteger)
 
 
 class InvoiceLine(Base):
@@ -430,6 +479,7 @@ class Order(Base):
     plan_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("plans.id"))
     description: Mapped[str | None] = mapped_column(Text)
     fingerprint: Mapped[str] = mapped_column(String(64))
+    item_digest: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -451,5 +501,6 @@ class UsageRecord(Base):
     used_at: Mapped[datetime]
     invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
     fingerprint: Mapped[str] = mapped_column(String(64))
+    item_digest: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()

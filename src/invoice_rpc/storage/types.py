@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect
@@ -33,3 +37,17 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def json_default(value: Any) -> Any:
+    """JSON text of the values JSON has no type for: dates and timestamps as ISO 8601, ids and
+    decimals as strings. Called by json.dumps only for such values, so the C encoder does the rest."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# The serializer of every JSON column (the engines' json_serializer, and COPY on PostgreSQL).
+json_dumps = partial(json.dumps, default=json_default)

@@ -57,6 +57,9 @@ class _CustomerSpec(UpsertSpec[CustomerImport]):
         self.sources = sources
         self.companies = companies
 
+    def data_source_of(self, item: CustomerImport) -> uuid.UUID | None:
+        return self.sources.resolve(item.data_source, [])
+
     def normalize(self, item: CustomerImport, problems: list[str]) -> Normalized:
         source_id = self.sources.resolve(item.data_source, problems)
         company_id = None

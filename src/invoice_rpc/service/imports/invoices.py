@@ -42,6 +42,8 @@ from invoice_rpc.service.numbering import reserve_invoice_numbers
 from invoice_rpc.storage import models as m
 
 _TYPE_NAMES = tuple(t.value for t in IMPORTABLE_BILLING_TYPES)
+# Bookkeeping columns of an inserted row that its audit event leaves out.
+_NOT_AUDITED = frozenset({"tenant_id", "id", "fingerprint", "item_digest"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +71,22 @@ class _InvoiceSpec(UpsertSpec[InvoiceImport]):
     request_field = "invoices"
     keyed_by_data_source = True
 
-    def __init__(
-        self,
-        sources: DataSources,
-        customers: dict[tuple[uuid.UUID, str], uuid.UUID],
-        plans: dict[tuple[uuid.UUID, str], uuid.UUID],
-    ) -> None:
+    def __init__(self, sources: DataSources) -> None:
         self.sources = sources
-        self.customers = customers
-        self.plans = plans
+        self.customers: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+        self.plans: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+
+    def data_source_of(self, item: InvoiceImport) -> uuid.UUID | None:
+        return self.sources.resolve(item.data_source, [])
+
+    async def load_references(self, session: AsyncSession, caller: Caller, items: Sequence[InvoiceImport]) -> None:
+        keys = [(self.sources.resolve(item.data_source, []), item) for item in items]
+        self.customers = await ids_by_source_key(
+            session, m.Customer, caller.tenant_id, ((source, item.customer_id.strip()) for source, item in keys)
+        )
+        self.plans = await ids_by_source_key(
+            session, m.Plan, caller.tenant_id, ((source, item.plan_id.strip()) for source, item in keys)
+        )
 
     def normalize(self, item: InvoiceImport, problems: list[str]) -> Normalized:
         source_id = self.sources.resolve(item.data_source, problems)
@@ -162,10 +171,12 @@ class _InvoiceSpec(UpsertSpec[InvoiceImport]):
         audit_rows = []
         customers: set[uuid.UUID] = set()
         for change in written:
-            after = jsonable(change.after)
             if change.before is None:
+                # Dates and ids are turned into JSON text when the row is written (json_dumps).
                 action, before = "invoice.imported", {}
+                after = {k: v for k, v in change.after.items() if k not in _NOT_AUDITED}
             else:
+                after = jsonable(change.after)
                 before_all = jsonable(change.before)
                 action = "invoice.import_updated"
                 before = {k: v for k, v in before_all.items() if after.get(k) != v}
@@ -181,7 +192,7 @@ class _InvoiceSpec(UpsertSpec[InvoiceImport]):
                     "api_key_id": caller.api_key_id,
                     "request_id": caller.request_id,
                     "before": before,
-                    "after": {k: v for k, v in after.items() if k not in ("tenant_id", "id", "fingerprint")},
+                    "after": after,
                 }
             )
         await bulk_insert(session, m.AuditEvent, audit_rows)
@@ -194,11 +205,4 @@ async def bulk_upsert_invoices(
     """Insert or update the invoices; one result per item, in input order (see module doc)."""
     check_batch_size(len(items), _InvoiceSpec.request_field)
     sources = await DataSources.load(session, caller.tenant_id, (item.data_source for item in items))
-    keys = [(sources.resolve(item.data_source, []), item) for item in items]
-    customers = await ids_by_source_key(
-        session, m.Customer, caller.tenant_id, ((source, item.customer_id.strip()) for source, item in keys)
-    )
-    plans = await ids_by_source_key(
-        session, m.Plan, caller.tenant_id, ((source, item.plan_id.strip()) for source, item in keys)
-    )
-    return await upsert_batch(session, caller, items, _InvoiceSpec(sources, customers, plans))
+    return await upsert_batch(session, caller, items, _InvoiceSpec(sources))

@@ -51,6 +51,9 @@ class _OrderSpec(UpsertSpec[OrderImport]):
         self.plans = plans
         self.invoice_numbers = invoice_numbers  # order row id -> number of its invoice
 
+    def data_source_of(self, item: OrderImport) -> uuid.UUID | None:
+        return self.sources.resolve(item.data_source, [])
+
     def normalize(self, item: OrderImport, problems: list[str]) -> Normalized:
         source_id = self.sources.resolve(item.data_source, problems)
         customer_id = plan_id = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,9 @@ class _PlanSpec(UpsertSpec[PlanImport]):
 
     def __init__(self, sources: DataSources) -> None:
         self.sources = sources
+
+    def data_source_of(self, item: PlanImport) -> uuid.UUID | None:
+        return self.sources.resolve(item.data_source, [])
 
     def normalize(self, item: PlanImport, problems: list[str]) -> Normalized:
         return Normalized(

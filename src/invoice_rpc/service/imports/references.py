@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from invoice_rpc.service.imports.sets import column_in
+from invoice_rpc.service.imports.sets import column_in, execute_by_key
 from invoice_rpc.storage import models as m
 
 
@@ -68,12 +68,13 @@ async def ids_by_source_key(
     wanted = {(source_id, external_id) for source_id, external_id in keys if source_id is not None and external_id}
     if not wanted:
         return {}
-    rows = await session.execute(
+    rows = await execute_by_key(
+        session,
         select(model.id, model.data_source_id, model.external_id).where(
             model.tenant_id == tenant_id,
             column_in(session, model.data_source_id, sorted({source_id for source_id, _ in wanted})),
             column_in(session, model.external_id, sorted({external_id for _, external_id in wanted})),
-        )
+        ),
     )
     return {(source_id, external_id): row_id for row_id, source_id, external_id in rows}
 

@@ -6,6 +6,11 @@ land. The normalized columns of an item are hashed into a fingerprint: an existi
 the same fingerprint is `unchanged` and is not written at all. Existing rows of the whole
 batch are loaded with one query of plain rows, and only the rows that change are loaded as
 objects; inserts go out as one COPY on PostgreSQL (one executemany on SQLite).
+
+Each row also keeps the digest of the item exactly as it was received (`item_digest`). An item
+whose digest equals its row's is `unchanged` before anything else is done with it: the bulk of
+a nightly re-send of a whole data set is neither normalized nor fingerprinted, and the lookups
+that only normalizing needs (customers, plans) are made for the other items alone.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from invoice_rpc.domain.enums import ImportStatus
 from invoice_rpc.domain.errors import Aborted, InvalidArgument
 from invoice_rpc.service.caller import Caller
-from invoice_rpc.service.imports.sets import DuplicateKey, bulk_insert, column_in
+from invoice_rpc.service.imports.sets import DuplicateKey, bulk_insert, column_in, execute_by_key
 
 MAX_BATCH_ITEMS = 1000
 MAX_EXTERNAL_ID_LENGTH = 200
@@ -85,6 +90,12 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def item_digest(item: Any) -> str:
+    """blake2b-128 of the item's repr: an import item is a frozen dataclass of strings, numbers,
+    None and tuples of such, whose repr is the same in every process and names every field."""
+    return hashlib.blake2b(repr(item).encode(), digest_size=16).hexdigest()
+
+
 def fingerprint(values: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of the normalized columns (sorted keys, no spaces)."""
     canonical = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=jsonable)
@@ -105,6 +116,15 @@ class UpsertSpec(ABC, Generic[ItemT]):
     # The request's repeated field, named in INVALID_ARGUMENT for an empty or oversized batch.
     request_field: ClassVar[str]
     keyed_by_data_source: ClassVar[bool] = False
+
+    def data_source_of(self, item: ItemT) -> uuid.UUID | None:
+        """The data source the item names, resolved (None if it names none that exists); only
+        asked of specs keyed by data source, to find an item's row before normalizing it."""
+        return None
+
+    async def load_references(self, session: AsyncSession, caller: Caller, items: Sequence[ItemT]) -> None:
+        """Load what `normalize` looks up (e.g. customers, plans) for these items only: the
+        items recognized as unchanged from their digest need none of it."""
 
     @abstractmethod
     def normalize(self, item: ItemT, problems: list[str]) -> Normalized:
@@ -140,9 +160,35 @@ async def upsert_batch(
     check_batch_size(len(items), spec.request_field)
     model = spec.model
     results: list[ImportResult | None] = [None] * len(items)
-    accepted: list[tuple[int, tuple[uuid.UUID | None, str], Normalized]] = []
+    digests = [item_digest(item) for item in items]
+    sources: set[uuid.UUID] = set()
+    if spec.keyed_by_data_source:
+        sources = {source for item in items if (source := spec.data_source_of(item)) is not None}
+    external_ids = {item.id.strip() for item in items} - {""}
+    existing = await _load_existing(session, caller.tenant_id, spec, external_ids, sources)
     seen_keys: set[tuple[uuid.UUID | None, str]] = set()
+    keys_so_far: set[tuple[uuid.UUID | None, str]] = set()
+    to_normalize: list[int] = []
     for index, item in enumerate(items):
+        external_id = item.id.strip()
+        source_id = spec.data_source_of(item) if spec.keyed_by_data_source else None
+        key = (source_id, external_id)
+        # Only a key's first item may skip normalizing: a later one with the same key must
+        # still be reported as a duplicate of the first, as the normalizing path does.
+        first = key not in keys_so_far
+        keys_so_far.add(key)
+        found = existing.get(key)
+        if first and found is not None and found.item_digest == digests[index]:
+            seen_keys.add(key)
+            results[index] = ImportResult(item.id, ImportStatus.UNCHANGED)
+        else:
+            to_normalize.append(index)
+
+    if to_normalize:
+        await spec.load_references(session, caller, [items[index] for index in to_normalize])
+    accepted: list[tuple[int, tuple[uuid.UUID | None, str], Normalized]] = []
+    for index in to_normalize:
+        item = items[index]
         problems: list[str] = []
         external_id = item.id.strip()
         if not external_id:
@@ -162,7 +208,6 @@ async def upsert_batch(
         seen_keys.add(key)
         accepted.append((index, key, normalized))
 
-    existing = await _load_existing(session, caller.tenant_id, spec, {key[1] for _, key, _ in accepted})
     inserts: list[dict[str, Any]] = []
     written: list[WrittenRow] = []
     changed: list[tuple[int, dict[str, Any], str, uuid.UUID]] = []
@@ -175,13 +220,21 @@ async def upsert_batch(
         found = existing.get(key)
         if found is None:
             inserts.append(
-                {"id": uuid.uuid4(), "tenant_id": caller.tenant_id, **values, "fingerprint": item_fingerprint}
+                {
+                    "id": uuid.uuid4(),
+                    "tenant_id": caller.tenant_id,
+                    **values,
+                    "fingerprint": item_fingerprint,
+                    "item_digest": digests[index],
+                }
             )
             results[index] = ImportResult(item.id, ImportStatus.INSERTED)
-        elif found[1] == item_fingerprint:
+        elif found.fingerprint == item_fingerprint:
+            # Same columns from a differently written item (e.g. "usd" for "USD"): nothing to
+            # write, not even the new digest; the next such re-send normalizes again.
             results[index] = ImportResult(item.id, ImportStatus.UNCHANGED)
         else:
-            changed.append((index, values, item_fingerprint, found[0]))
+            changed.append((index, values, item_fingerprint, found.row_id))
 
     # Only rows that really change are loaded as objects (an identical re-send loads none).
     rows = await _load_rows(session, spec.model, [row_id for _, _, _, row_id in changed])
@@ -193,6 +246,7 @@ async def upsert_batch(
         before = {name: getattr(row, name) for name in values}
         spec.apply_update(row, values)
         row.fingerprint = item_fingerprint
+        row.item_digest = digests[index]
         written.append(WrittenRow(row.id, before, values))
         results[index] = ImportResult(item.id, ImportStatus.UPDATED)
 
@@ -211,23 +265,39 @@ async def upsert_batch(
     return [result for result in results if result is not None]
 
 
+@dataclass(frozen=True, slots=True)
+class _ExistingRow:
+    row_id: uuid.UUID
+    fingerprint: str
+    item_digest: str | None
+
+
 async def _load_existing(
-    session: AsyncSession, tenant_id: uuid.UUID, spec: UpsertSpec[Any], external_ids: set[str]
-) -> dict[tuple[uuid.UUID | None, str], tuple[uuid.UUID, str]]:
-    """(id, fingerprint) of the batch's existing rows by key, in one query of plain rows (ids
-    of other data sources are dropped)."""
-    if not external_ids:
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    spec: UpsertSpec[Any],
+    external_ids: set[str],
+    source_ids: set[uuid.UUID],
+) -> dict[tuple[uuid.UUID | None, str], _ExistingRow]:
+    """The batch's existing rows by key, in one query of plain rows (without a data source
+    in the key for entities not keyed by one).
+
+    Every condition is on the columns of the (tenant, [data source,] external id) unique index,
+    read with a plan that does not depend on the tenant's statistics (see `execute_by_key`)."""
+    keyed = spec.keyed_by_data_source
+    if not external_ids or (keyed and not source_ids):
         return {}
     model = spec.model
-    source = model.data_source_id if spec.keyed_by_data_source else literal(None)
-    stmt = select(model.id, source, model.external_id, model.fingerprint).where(
-        model.tenant_id == tenant_id, column_in(session, model.external_id, sorted(external_ids))
-    )
-    # No ORM objects for the lookup (flushed first: a batch may follow writes in this session).
-    await session.flush()
-    rows = await (await session.connection()).execute(stmt)
+    source = model.data_source_id if keyed else literal(None)
+    conditions = [model.tenant_id == tenant_id]
+    if keyed:
+        conditions.append(column_in(session, model.data_source_id, sorted(source_ids)))
+    conditions.append(column_in(session, model.external_id, sorted(external_ids)))
+    stmt = select(model.id, source, model.external_id, model.fingerprint, model.item_digest).where(*conditions)
+    rows = await execute_by_key(session, stmt)
     return {
-        (source_id, external_id): (row_id, row_fingerprint) for row_id, source_id, external_id, row_fingerprint in rows
+        (source_id, external_id): _ExistingRow(row_id, row_fingerprint, digest)
+        for row_id, source_id, external_id, row_fingerprint, digest in rows
     }
 
 
