@@ -34,6 +34,7 @@ from invoice_rpc.service.tenants import create_api_key
 from invoice_rpc.storage import migrate
 from invoice_rpc.storage import models as m
 from invoice_rpc.storage.database import Database
+from invoice_rpc.worker import compact_rollup_tables
 
 SEED = 20260201
 FIRST_ISSUE_DAY = date(2025, 1, 1)
@@ -579,6 +580,7 @@ async def seed_tenant(db: Database, url: str, name: str, count: int, *, reuse: b
     if found is None:
         seed = _seed_postgresql if not db.is_sqlite else _seed_sqlite
         counters = await asyncio.to_thread(seed, url, tenant_id, count, prefix)
+        await compact_rollup_tables(db)  # one rollup row per group, as the service's worker leaves them
         line_rows, sample = counters.line_rows, counters.sample_number
     else:
         line_rows, sample = await _describe_existing(db, tenant_id)

@@ -21,6 +21,7 @@ from invoice_rpc.domain.errors import ViolationCollector
 from invoice_rpc.rpc.convert import BILLING_TYPE_TO_PB, STATUS_TO_PB, invoice_to_pb, timestamp_to_pb
 from invoice_rpc.rpc.interceptor import current_caller
 from invoice_rpc.rpc.invoice_filters import query_from_pb, sort_from_pb, with_line_items
+from invoice_rpc.rpc.invoice_wire import frame_stream_response, invoice_wire_column
 from invoice_rpc.service import audit_trail, invoice_export, invoice_lookup, invoice_queries
 from invoice_rpc.service.invoice_queries import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, PageRequest, resolve_size
 from invoice_rpc.service.invoice_records import InvoiceRecord
@@ -175,6 +176,19 @@ class InvoiceReadHandlers:
         violations.raise_if_any()
 
         async with self.db.read() as session:
+            if not full and self.db.dialect == "postgresql":
+                # The basic view on PostgreSQL: the database writes each invoice's wire bytes and
+                # Python only frames them (invoice_wire.py). The generated handler serializes a
+                # message, so the frame is parsed back: upb does that in about 0.6 µs an invoice.
+                wire_batches = invoice_queries.stream_projected_batches(
+                    session, tenant_id, query, sort, invoice_wire_column, batch_size=batch_size
+                )
+                try:
+                    async for wire in wire_batches:
+                        yield isvc.StreamInvoicesResponse.FromString(frame_stream_response(wire))
+                finally:
+                    await wire_batches.aclose()
+                return
             batches = invoice_queries.stream_invoice_batches(
                 session, tenant_id, query, sort, batch_size=batch_size, with_line_items=full
             )

@@ -9,7 +9,9 @@ Where the filter only names billing types, statuses, a currency and an issue-dat
 groups come from the rollups that triggers keep exact in every writing transaction
 (`invoice_month_totals` for whole calendar months, `invoice_day_totals` for the days of a month
 the range only partly covers): a few thousand rows at most instead of every invoice, with the
-same answer. Any other filter (customers, contracts, companies, data source, a creation-date
+same answer. The triggers append differences rather than update a row per group, so a group may
+have several rows (until compaction folds them): every row of a group is summed, never one taken
+as the group's total. Any other filter (customers, contracts, companies, data source, a creation-date
 range) is grouped over the invoices themselves.
 """
 
@@ -99,8 +101,9 @@ def _invoice_groups(tenant_id: uuid.UUID, query: InvoiceQuery) -> Select[Any]:
 def _rollup_groups(tenant_id: uuid.UUID, query: InvoiceQuery) -> Select[Any]:
     """The same groups and sums as `_invoice_groups`, added up from the rollups: the calendar
     months wholly inside the issue-date range from the month rollup, the days around them from
-    the day rollup. The filter maps column for column onto `invoice_filter_clauses`' issue-date
-    branch."""
+    the day rollup, each of their rows (a group's rows are its appended differences, or the one
+    row compaction folded them into). The filter maps column for column onto
+    `invoice_filter_clauses`' issue-date branch."""
     months = _whole_months(query.start_date, query.end_date)
     parts: list[Select[Any]] = []
     if months is not None:
@@ -124,8 +127,9 @@ def _rollup_groups(tenant_id: uuid.UUID, query: InvoiceQuery) -> Select[Any]:
         func.sum(rows.c.paid_minor).label("paid_minor"),
         func.sum(rows.c.remaining_minor).label("remaining_minor"),
     )
-    # Groups whose invoices are all gone stay behind as rows of zeros: a GROUP BY over the
-    # invoices would not show them.
+    # A group whose invoices are all gone sums to zeros (its rows cancel out, or one row of
+    # zeros is left) until compaction removes it: a GROUP BY over the invoices would not show
+    # it. Every sum of a group without invoices is zero, so its count alone tells it.
     return select(*keys, *sums).group_by(*keys).having(invoice_count != 0)
 
 

@@ -30,9 +30,9 @@ IDLE_PING_SECONDS = 5.0
 
 # SQLSTATEs with which PostgreSQL ends a transaction that conflicted with a concurrent one and
 # would succeed if run again: nothing of it was written. Writers lock rows of shared tables in
-# different orders across statements (e.g. the numbering row, then a row of the summary rollups
-# that the invoice triggers update, against a writer that took them the other way round), so a
-# deadlock is a normal, if rare, outcome of concurrency, not a fault.
+# different orders across statements (e.g. the numbering row, then an invoice it changes, against
+# a writer that took them the other way round), so a deadlock is a normal, if rare, outcome of
+# concurrency, not a fault. (The summary rollups take no part: their triggers only append rows.)
 RETRYABLE_SQLSTATES = {
     "40P01": "ended to break a deadlock with a concurrent transaction",
     "40001": "ended by a serialization failure against a concurrent transaction",

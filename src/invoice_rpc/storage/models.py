@@ -22,6 +22,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -338,17 +339,24 @@ class Invoice(Base):
 class InvoiceDayTotal(Base):
     """Exact sums of the tenant's invoices per (issue date, billing type, status, currency), so
     a summary reads rollup rows instead of every invoice. Written only by the database: triggers
-    on `invoices` (migration 0002) add every insert, update and delete's difference in the same
-    transaction, so no write path can leave it behind. A group whose invoices are all gone may
-    stay as a row of zeros; readers skip groups with no invoices."""
+    on `invoices` (migrations 0002, 0005) append every insert, update and delete's grouped
+    difference as new rows in the same transaction, so no write path can leave it behind and no
+    writer waits for another on it. A group's totals are the SUM of its rows (several until
+    compaction folds them into one, see service.rollup_compaction); a group whose invoices are
+    all gone sums to zeros, and readers skip groups with no invoices."""
 
     __tablename__ = "invoice_day_totals"
+    __table_args__ = (Index("ix_invoice_day_totals_tenant_issue_date", "tenant_id", "issue_date"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
-    issue_date: Mapped[date] = mapped_column(Date, primary_key=True)
-    billing_type: Mapped[str] = mapped_column(String(32), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), primary_key=True)
-    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    # A bigint identity on PostgreSQL; on SQLite only a column declared exactly INTEGER becomes
+    # the rowid, numbered by the database.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), Identity(), primary_key=True)
+    # No index of its own: the (tenant_id, issue_date) one serves the tenant cascade.
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    issue_date: Mapped[date] = mapped_column(Date)
+    billing_type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
     invoice_count: Mapped[int] = mapped_column(BigInteger)
     total_minor: Mapped[int] = mapped_column(BigInteger)  # Σ invoices.total_minor
     tax_minor: Mapped[int] = mapped_column(BigInteger)  # Σ invoices.total_tax_minor
@@ -358,16 +366,19 @@ class InvoiceDayTotal(Base):
 
 class InvoiceMonthTotal(Base):
     """`InvoiceDayTotal` added up per calendar month of the issue date (`issue_month` is its
-    first day), kept by the same triggers. A summary reads whole months from here and only the
-    days of a partly covered month from the day rollup: about thirty times fewer rows."""
+    first day), appended to by the same triggers and folded by the same compaction. A summary
+    reads whole months from here and only the days of a partly covered month from the day
+    rollup: about thirty times fewer rows."""
 
     __tablename__ = "invoice_month_totals"
+    __table_args__ = (Index("ix_invoice_month_totals_tenant_issue_month", "tenant_id", "issue_month"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
-    issue_month: Mapped[date] = mapped_column(Date, primary_key=True)
-    billing_type: Mapped[str] = mapped_column(String(32), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), primary_key=True)
-    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), Identity(), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    issue_month: Mapped[date] = mapped_column(Date)
+    billing_type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
     invoice_count: Mapped[int] = mapped_column(BigInteger)
     total_minor: Mapped[int] = mapped_column(BigInteger)
     tax_minor: Mapped[int] = mapped_column(BigInteger)
