@@ -6,42 +6,16 @@ wipe under the other tests' feet), once on SQLite and once on PostgreSQL.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import psycopg
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
-from sqlalchemy.engine import make_url
 
 from invoice_rpc.storage import migrate
 from invoice_rpc.storage.database import sync_url
 from invoice_rpc.storage.models import Base
-from tests.conftest import DIALECTS, PG_ADMIN_URL, _pg_unavailable
-
-
-@pytest.fixture(params=DIALECTS)
-def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A brand-new, empty database of each dialect, dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'schema.sqlite3'}"
-        return
-    admin = make_url(PG_ADMIN_URL).set(drivername="postgresql")
-    conninfo = admin.render_as_string(hide_password=False)
-    name = f"invoice_rpc_schema_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        _pg_unavailable(str(exc))
-    yield admin.set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def schema_differences(url: str) -> list[Any]:

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import grpc
-import psycopg
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
@@ -27,7 +24,6 @@ from google.type.date_pb2 import Date
 from invoice_rpc.v1 import invoice_service_pb2 as isvc
 from invoice_rpc.v1 import resources_pb2 as pb
 from sqlalchemy import create_engine, delete, func, insert, select, text, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoice_rpc.domain.enums import BillingType, DateField, InvoiceStatus
@@ -42,7 +38,7 @@ from invoice_rpc.storage import models as m
 from invoice_rpc.storage.database import Database, sync_url
 from invoice_rpc.storage.types import utcnow
 from invoice_rpc.worker import compact_rollup_tables, run_worker
-from tests.conftest import DIALECTS, PG_ADMIN_URL, Api, _pg_unavailable, new_api
+from tests.conftest import Api, new_api
 from tests.factories import invoice_values, make_invoice
 from tests.test_backfill import make_orders
 from tests.test_bulk_upsert import INSERTED, UPDATED, bulk, load_stripe_tenant
@@ -675,25 +671,6 @@ async def test_a_deadlock_between_writers_is_aborted_and_leaves_nothing_in_the_r
 # --- the migration's initial fill --------------------------------------------------------------
 
 
-@pytest.fixture(params=DIALECTS)
-def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A new, empty database of each dialect (migrated by the test itself), dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'rollup.sqlite3'}"
-        return
-    admin = make_url(PG_ADMIN_URL).set(drivername="postgresql")
-    conninfo = admin.render_as_string(hide_password=False)
-    name = f"invoice_rpc_rollup_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        _pg_unavailable(str(exc))
-    yield admin.set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def insert_invoices(url: str, tenant_id: uuid.UUID, first_number: int, rows: list[dict[str, Any]]) -> None:
     """Invoices straight into the table (the tenant made if new), as data present before 0002."""
     engine = create_engine(sync_url(url))
@@ -734,8 +711,8 @@ MIXED_ROWS: list[dict[str, Any]] = [
 ]
 
 
-async def test_the_migration_fills_the_rollup_from_existing_invoices(fresh_database_url: str) -> None:
-    url = fresh_database_url
+async def test_the_migration_fills_the_rollup_from_existing_invoices(empty_database_url: str) -> None:
+    url = empty_database_url
     first, second = uuid.uuid4(), uuid.uuid4()
     migrate.upgrade(url, "0001")
     insert_invoices(url, first, 1, MIXED_ROWS)
@@ -774,8 +751,8 @@ def revision_before_deltas() -> str:
     return revision.down_revision
 
 
-async def test_the_delta_migration_keeps_the_rows_and_its_downgrade_folds_them(fresh_database_url: str) -> None:
-    url = fresh_database_url
+async def test_the_delta_migration_keeps_the_rows_and_its_downgrade_folds_them(empty_database_url: str) -> None:
+    url = empty_database_url
     tenant_id = uuid.uuid4()
     upserted = revision_before_deltas()
     migrate.upgrade(url, upserted)
