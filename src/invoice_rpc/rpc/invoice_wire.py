@@ -301,7 +301,7 @@ def _field_piece(descriptor: FieldDescriptor, source: _Source | _Nested, row: In
         utf8 = _from_row(_utf8(value))
         return _Piece((utf8,), lambda get: func.pb_bytes_field(tag, get(utf8), type_=LargeBinary))
     if descriptor.is_repeated:
-        raise NotImplementedError(f"{name}: repeated non-string scalars are not encoded")
+        raise TypeError(f"{name}: the wire encoder has no rule for repeated non-string scalars")
     if descriptor.type == FieldDescriptor.TYPE_BOOL:
         flag = _from_row(value if isinstance(value.type, Boolean) else cast(value, Boolean))
         return _Piece((flag,), lambda get: func.pb_bool_field(tag, get(flag), type_=LargeBinary))
@@ -310,7 +310,7 @@ def _field_piece(descriptor: FieldDescriptor, source: _Source | _Nested, row: In
         # A field with presence (a oneof member) is written whenever it is set, 0 included.
         helper = func.pb_present_varint_field if descriptor.has_presence else func.pb_varint_field
         return _Piece((number,), lambda get: helper(tag, get(number), type_=LargeBinary))
-    raise NotImplementedError(f"{name}: protobuf type {descriptor.type} is not encoded")
+    raise TypeError(f"{name}: the wire encoder has no rule for protobuf type {descriptor.type}")
 
 
 def _message_body(
