@@ -342,9 +342,7 @@ async def _load_parties(session: AsyncSession, caller: Caller) -> list[_Customer
             await session.execute(
                 select(m.Customer.external_id, m.Customer.id).where(m.Customer.tenant_id == caller.tenant_id)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     return [_Customer(c.index, c.external_id, c.name, c.country, c.source, str(refs[c.external_id])) for c in customers]
 
@@ -369,9 +367,7 @@ async def _load_contracts(
             await session.execute(
                 select(m.Contract.external_id, m.Contract.id).where(m.Contract.tenant_id == caller.tenant_id)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     return {c.index: str(refs[f"ctr_{c.index:03d}"]) for c in chosen}
 
