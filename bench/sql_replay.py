@@ -3,8 +3,9 @@
 as one unit of work, from `concurrency` connections for `seconds`, fetching every row, and
 prints {"latencies_ms", "seconds"}.
 
-PostgreSQL: psycopg's async connections (the server's driver). SQLite: the sqlite3 module in
-threads (what aiosqlite runs underneath), one connection each.
+PostgreSQL: psycopg's async connections (the server's driver), with the server's session
+settings. SQLite: the sqlite3 module in threads (what aiosqlite runs underneath), one connection
+each.
 """
 
 from __future__ import annotations
@@ -20,11 +21,17 @@ from typing import Any
 
 import psycopg
 
+from invoice_rpc.storage.database import POSTGRESQL_SESSION_OPTIONS
+
 
 async def _postgresql(spec: dict[str, Any]) -> dict[str, Any]:
     statements: list[tuple[str, Any]] = spec["statements"]
     latencies: list[float] = []
-    connections = [await psycopg.AsyncConnection.connect(spec["url"]) for _ in range(spec["concurrency"])]
+    # The service's own session settings: the same SQL, planned the same way.
+    connections = [
+        await psycopg.AsyncConnection.connect(spec["url"], options=POSTGRESQL_SESSION_OPTIONS)
+        for _ in range(spec["concurrency"])
+    ]
     deadline = time.perf_counter() + spec["seconds"]
 
     async def worker(connection: psycopg.AsyncConnection[Any]) -> None:

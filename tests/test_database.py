@@ -59,3 +59,14 @@ async def test_only_a_connection_idle_for_a_while_is_pinged(
         assert pings == [True]
     finally:
         await db.dispose()
+
+
+async def test_postgresql_sessions_plan_for_pages_in_memory(postgresql_url: str) -> None:
+    """Every connection carries the service's planner settings (POSTGRESQL_SESSION_OPTIONS)."""
+    db = Database(postgresql_url, pool_size=1)
+    try:
+        async with db.read() as session:
+            cost = (await session.execute(text("SHOW random_page_cost"))).scalar_one()
+        assert cost == "1.1"
+    finally:
+        await db.dispose()

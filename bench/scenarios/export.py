@@ -28,6 +28,7 @@ from bench.report import Figure, median
 from bench.seed import SeededTenant, libpq_url, sqlite_path
 from invoice_rpc.service.invoice_queries import InvoiceQuery, InvoiceSort, ordered_invoice_select
 from invoice_rpc.storage import models as m
+from invoice_rpc.storage.database import POSTGRESQL_SESSION_OPTIONS
 
 NAME = "export"
 MIB = 1024 * 1024
@@ -50,7 +51,8 @@ async def copy_ceiling(ctx: BenchContext, tenant: SeededTenant) -> tuple[int, fl
 
     def postgresql_copy() -> tuple[int, float]:
         rows = 0
-        with psycopg.connect(libpq_url(ctx.settings.url)) as conn, conn.cursor() as cursor:
+        options = POSTGRESQL_SESSION_OPTIONS  # planned as the server plans it
+        with psycopg.connect(libpq_url(ctx.settings.url), options=options) as conn, conn.cursor() as cursor:
             started = time.perf_counter()
             with cursor.copy(f"COPY ({sql}) TO STDOUT WITH CSV") as copy:
                 for _ in copy:

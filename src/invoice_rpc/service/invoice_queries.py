@@ -195,11 +195,16 @@ def _order_by(invoice: Any, sort: InvoiceSort) -> tuple[Any, Any]:
 
 
 def ordered_invoice_select(
-    tenant_id: uuid.UUID, query: InvoiceQuery, sort: InvoiceSort, *, with_links: bool = False
+    tenant_id: uuid.UUID,
+    query: InvoiceQuery,
+    sort: InvoiceSort,
+    *,
+    with_links: bool = False,
+    hashed_link_probe: bool = False,
 ) -> Select[Any]:
     """`invoice_record_select()` of the matching invoices in the requested order (ties by id)."""
     return (
-        invoice_record_select(with_links=with_links)
+        invoice_record_select(with_links=with_links, hashed_link_probe=hashed_link_probe)
         .where(*invoice_filter_clauses(tenant_id, query))
         .order_by(*_order_by(m.Invoice, sort))
     )
@@ -386,7 +391,9 @@ async def stream_invoice_batches(
     on PostgreSQL (`yield_per`), as Core rows, and children are loaded per batch. The cursor is
     closed when the iteration ends, fails or is closed early by the consumer."""
     links = links_in_select(session)
-    stmt = ordered_invoice_select(tenant_id, query, sort, with_links=links).execution_options(yield_per=batch_size)
+    stmt = ordered_invoice_select(tenant_id, query, sort, with_links=links, hashed_link_probe=True).execution_options(
+        yield_per=batch_size
+    )
     result = await (await core_connection(session)).stream(stmt)
     try:
         async for rows in result.partitions():
@@ -413,7 +420,9 @@ async def stream_projected_batches(
     Memory stays constant as in `stream_invoice_batches` (server-side cursor, `yield_per`); the
     cursor is closed when the iteration ends, fails or is closed early."""
     links = links_in_select(session)
-    rows = ordered_invoice_select(tenant_id, query, sort, with_links=links).subquery("invoice_rows")
+    rows = ordered_invoice_select(tenant_id, query, sort, with_links=links, hashed_link_probe=True).subquery(
+        "invoice_rows"
+    )
     stmt = (
         select(projection(rows.c))
         .select_from(rows)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, Select, Uuid, any_, cast, func, literal, select
+from sqlalchemy import ARRAY, ColumnElement, Select, Uuid, any_, case, cast, func, literal, null, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
@@ -134,33 +134,44 @@ _LINKS: dict[str, tuple[Any, Any, Any]] = {
 }
 
 
-def _linked_ids_column(name: str, invoice: Any) -> Any:
+def _linked_ids_column(name: str, invoice: Any, *, hashed_probe: bool) -> Any:
     """PostgreSQL: the invoice's linked external ids in position order, as one array column
-    (NULL when there are none), so a page needs no query per link table."""
+    (NULL when there are none), so a page needs no query per link table.
+
+    With `hashed_probe` (statements over many invoices: streams) the per-invoice subquery runs only
+    for invoices in the link table: PostgreSQL hashes the table's invoice ids once (a hashed
+    SubPlan) and probes that per row. On the 1M-invoice bench tenant, where one invoice in ten has
+    a payment means, that takes the three link columns from ~10 µs to ~2 µs per streamed invoice;
+    a page of 50 would pay the hashing for nothing, so pages keep the plain subquery."""
     link, link_target, target = _LINKS[name]
-    return (
+    linked = (
         select(func.array_agg(aggregate_order_by(target.external_id, link.position)))
         .select_from(link)
         .join(target, target.id == link_target)
         .where(link.invoice_id == invoice.id)
         .scalar_subquery()
-        .label(name)
     )
+    if not hashed_probe:
+        return linked.label(name)
+    return case((invoice.id.in_(select(link.invoice_id)), linked), else_=null()).label(name)
 
 
-def invoice_record_select(invoice: Any = m.Invoice, *, with_links: bool = False) -> Select[Any]:
+def invoice_record_select(
+    invoice: Any = m.Invoice, *, with_links: bool = False, hashed_link_probe: bool = False
+) -> Select[Any]:
     """SELECT of every column an InvoiceRecord needs, joined to its parents; add WHERE and
     ORDER BY (always with the tenant) and read rows with `record_from_row`.
 
     `invoice` may be an alias of a subquery of invoices (a page already cut to size), so the
     parents are joined to those rows only. `with_links` (PostgreSQL only) adds the linked ids
-    of payment means, documents and people as array columns."""
+    of payment means, documents and people as array columns; `hashed_link_probe` suits a statement
+    that reads many invoices (see `_linked_ids_column`)."""
     columns = [
         _PARENT_COLUMNS[name].label(name) if name in _PARENT_COLUMNS else getattr(invoice, name)
         for name in _SCALAR_FIELDS
     ]
     if with_links:
-        columns += [_linked_ids_column(name, invoice) for name in _LINK_FIELDS]
+        columns += [_linked_ids_column(name, invoice, hashed_probe=hashed_link_probe) for name in _LINK_FIELDS]
     return (
         select(*columns)
         .select_from(invoice)

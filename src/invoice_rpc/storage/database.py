@@ -28,6 +28,14 @@ from invoice_rpc.storage.types import json_dumps
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 IDLE_PING_SECONDS = 5.0
 
+# Planner settings of every PostgreSQL connection the service opens (libpq `options`). The default
+# random_page_cost (4) models spinning disks: with it PostgreSQL joins a page of 50 invoices to its
+# parents by hashing the whole customers and contracts tables instead of probing their primary
+# keys 50 times: 4.5 ms instead of 0.8 ms a page on the 1M-invoice bench database. 1.1 is the usual
+# value for SSDs and for tables that stay in memory, where a random read costs about what a
+# sequential one does.
+POSTGRESQL_SESSION_OPTIONS = "-c random_page_cost=1.1"
+
 # SQLSTATEs with which PostgreSQL ends a transaction that conflicted with a concurrent one and
 # would succeed if run again: nothing of it was written. Writers lock rows of shared tables in
 # different orders across statements (e.g. the numbering row, then an invoice it changes, against
@@ -127,7 +135,7 @@ class Database:
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                connect_args={"application_name": application_name},
+                connect_args={"application_name": application_name, "options": POSTGRESQL_SESSION_OPTIONS},
                 json_serializer=json_dumps,
             )
             _ping_idle_connections(engine)
