@@ -38,6 +38,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from psycopg.abc import Buffer
 from sqlalchemy import Select, Text, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,6 +52,7 @@ from invoice_rpc.service.invoice_queries import (
 )
 from invoice_rpc.service.invoice_records import InvoiceRecord, LineItemRecord, invoice_record_select
 from invoice_rpc.storage import models as m
+from invoice_rpc.storage.copy_out import read_copy_rows
 
 CHUNK_BYTES = 64 * 1024
 # Invoices read per round trip; with lines a batch may hold many more rows.
@@ -302,7 +304,8 @@ def csv_header(with_line_items: bool) -> list[str]:
 # csv module's QUOTE_MINIMAL (quotes only around separators, quotes and line breaks). Two
 # differences are bridged: PostgreSQL quotes an empty string (""), so empty text becomes NULL
 # (an empty cell, as the csv module writes it); and it ends rows with LF, so each row's final
-# LF becomes CRLF (the server sends exactly one row per CopyData message).
+# LF becomes CRLF (the server sends exactly one row per CopyData message; LFs inside quoted
+# cells stay LF, as the csv module leaves them).
 
 
 def _currencies_by_exponent() -> dict[int, list[str]]:
@@ -455,15 +458,22 @@ async def postgresql_csv_chunks(
     )
     raw = (await connection.get_raw_connection()).driver_connection
     assert raw is not None
-    buffer = bytearray(_csv_line(csv_header(with_line_items)).encode())
+    pending = _csv_line(csv_header(with_line_items)).encode()
     async with (
         raw.cursor() as cursor,
         cursor.copy(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)", compiled.params) as copy,
     ):
-        async for row in copy:
-            buffer += row[:-1]
-            buffer += b"\r\n"
-            if len(buffer) >= chunk_bytes:
-                yield bytes(buffer)
-                buffer.clear()
-    yield bytes(buffer)
+        while rows := await read_copy_rows(copy, chunk_bytes - len(pending)):
+            yield pending + _crlf_rows(rows) if pending else _crlf_rows(rows)
+            pending = b""
+    if pending:  # nothing matched: the header alone
+        yield pending
+
+
+def _crlf_rows(rows: list[Buffer]) -> bytes:
+    """COPY's rows (each one CopyData message ending in LF) joined, each ending in CRLF."""
+    block = b"".join(rows)
+    if block.count(b"\n") == len(rows):
+        # No cell holds a line break, so every LF ends a row: one replace in C for the block.
+        return block.replace(b"\n", b"\r\n")
+    return b"".join([bytes(row)[:-1] + b"\r\n" for row in rows])
