@@ -4,6 +4,8 @@ transaction."""
 
 from __future__ import annotations
 
+import hashlib
+
 import grpc
 import pytest
 from invoice_rpc.v1 import import_service_pb2 as ipb
@@ -431,3 +433,96 @@ async def test_same_item_sent_to_another_data_source_is_a_new_invoice(api: Api) 
     moved = {**SEED_INV_001, "data_source": "chargebee"}
     [result] = await bulk(api, moved)
     assert result.import_status == INSERTED
+
+
+def wire_digest(item: dict[str, object]) -> str:
+    """The digest BulkUpsertInvoices keeps: blake2b-128 of the item's deterministic wire bytes."""
+    message = ipb.InvoiceImport(**item)  # type: ignore[arg-type]
+    return hashlib.blake2b(message.SerializeToString(deterministic=True), digest_size=16).hexdigest()
+
+
+async def xmin_of(api: Api, external_id: str) -> str | None:
+    """The id of the transaction that wrote the row's current version (None on SQLite)."""
+    if api.db.dialect != "postgresql":
+        return None
+    row = await invoice_row(api, external_id)
+    async with api.db.read() as s:
+        xmin = (await s.execute(text("SELECT xmin::text FROM invoices WHERE id = :id"), {"id": row.id})).scalar_one()
+    return str(xmin)
+
+
+async def test_the_digest_kept_is_of_the_item_wire_bytes(api: Api) -> None:
+    """The same fields give the same bytes whichever client encoded them, so the digest of an
+    item is the same on every re-send."""
+    await load_stripe_tenant(api)
+    await bulk(api, SEED_INV_001)
+    assert (await invoice_row(api, "inv_001")).item_digest == wire_digest(SEED_INV_001)
+
+
+async def test_row_with_a_digest_of_another_encoding_is_unchanged_and_not_rewritten(api: Api) -> None:
+    """A row written before digests were of the wire bytes (they were of the item's repr) does
+    not match its re-send's digest: the fingerprint finds it unchanged, and nothing is written,
+    not even the new digest."""
+    await load_stripe_tenant(api)
+    await bulk(api, SEED_INV_001)
+    older = hashlib.blake2b(b"InvoiceImport(id='inv_001', ...)", digest_size=16).hexdigest()
+    async with api.db.write() as s:
+        await s.execute(update(m.Invoice).where(m.Invoice.tenant_id == api.tenant_id).values(item_digest=older))
+    before, xmin_before = await invoice_row(api, "inv_001"), await xmin_of(api, "inv_001")
+    [result] = await bulk(api, SEED_INV_001)
+    assert result.import_status == UNCHANGED
+    after = await invoice_row(api, "inv_001")
+    assert (after.item_digest, after.updated_at, await xmin_of(api, "inv_001")) == (
+        older,
+        before.updated_at,
+        xmin_before,
+    )
+
+
+async def test_resend_naming_the_data_source_by_id_is_unchanged(api: Api) -> None:
+    """Other bytes, same invoice: the digest differs, the row is found by the resolved source."""
+    source_id = await load_stripe_tenant(api)
+    await bulk(api, SEED_INV_001)
+    [result] = await bulk(api, {**SEED_INV_001, "data_source": source_id})
+    assert result.import_status == UNCHANGED
+
+
+async def test_identical_resend_across_two_data_sources_is_unchanged(api: Api) -> None:
+    await load_stripe_tenant(api)
+    await load_stripe_tenant(api, source="paddle")
+    items = [SEED_INV_001, {**SEED_INV_001, "data_source": "paddle"}, SEED_INV_002]
+    await bulk(api, *items)
+    results = await bulk(api, *items)
+    assert [r.import_status for r in results] == [UNCHANGED] * 3
+
+
+@pytest.mark.parametrize("external_id", ['inv "quoted"', "inv\\back", "inv,{braced}", "NULL", " inv_padded "])
+async def test_identical_resend_of_an_id_with_array_syntax_is_unchanged(api: Api, external_id: str) -> None:
+    """Ids are looked up as one array literal on PostgreSQL: quotes, backslashes, commas,
+    braces and the word NULL are ids like any other."""
+    await load_stripe_tenant(api)
+    item = {**SEED_INV_001, "id": external_id}
+    [inserted] = await bulk(api, item)
+    assert inserted.import_status == INSERTED
+    xmin_before = await xmin_of(api, external_id.strip())
+    [result] = await bulk(api, item)
+    assert (result.id, result.import_status) == (external_id, UNCHANGED)
+    assert await xmin_of(api, external_id.strip()) == xmin_before
+
+
+async def test_identical_resend_mixed_with_changes_reports_each_item_in_order(api: Api) -> None:
+    await load_stripe_tenant(api)
+    await bulk(api, SEED_INV_001, SEED_INV_002)
+    results = await bulk(
+        api,
+        {**SEED_INV_002, "amount_cents": 15001},
+        {**SEED_INV_001, "id": "inv_003"},
+        SEED_INV_001,
+        {**SEED_INV_001, "currency": "US", "id": "inv_004"},
+    )
+    assert [(r.id, r.import_status) for r in results] == [
+        ("inv_002", UPDATED),
+        ("inv_003", INSERTED),
+        ("inv_001", UNCHANGED),
+        ("inv_004", ERROR),
+    ]

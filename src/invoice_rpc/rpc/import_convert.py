@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from invoice_rpc.service.imports.orders import OrderImport
 from invoice_rpc.service.imports.payment_means import PaymentMeansImport
 from invoice_rpc.service.imports.people import PersonImport
 from invoice_rpc.service.imports.plans import PlanImport
-from invoice_rpc.service.imports.upsert import ImportResult
+from invoice_rpc.service.imports.upsert import ImportResult, ReceivedItems
 from invoice_rpc.service.imports.usage_records import UsageRecordImport
 
 IMPORT_STATUS_TO_PB: dict[ImportStatus, ipb.ImportStatus.ValueType] = {
@@ -40,6 +40,19 @@ def results_to_pb(results: Iterable[ImportResult]) -> list[ipb.ImportResult]:
         ipb.ImportResult(id=result.id, import_status=IMPORT_STATUS_TO_PB[result.status], import_error=result.error)
         for result in results
     ]
+
+
+def add_results(container: Any, results: Iterable[ImportResult]) -> None:
+    """Append the results to a response's `results` (a repeated ImportResult field). Made in
+    place and set field by field, a thousand of them cost a third of building the messages
+    from keywords and copying them in."""
+    add = container.add
+    for result in results:
+        message = add()
+        message.id = result.id
+        message.import_status = IMPORT_STATUS_TO_PB[result.status]
+        if result.error:
+            message.import_error = result.error
 
 
 def _optional_int(message: Message, name: str) -> int | None:
@@ -71,6 +84,19 @@ def invoice_from_pb(item: ipb.InvoiceImport) -> InvoiceImport:
         end_date=item.end_date,
         quantity=_optional_int(item, "quantity"),
         discount=_optional_int(item, "discount"),
+    )
+
+
+def received_invoices(items: Sequence[ipb.InvoiceImport]) -> ReceivedItems[InvoiceImport]:
+    """The batch as received: ids, data sources and each item's wire bytes (deterministic
+    encoding: the same fields give the same bytes) read off the messages; an item is converted
+    only if the service layer asks for it."""
+    messages = list(items)
+    return ReceivedItems(
+        [item.id for item in messages],
+        [item.data_source for item in messages],
+        [item.SerializeToString(deterministic=True) for item in messages],
+        lambda index: invoice_from_pb(messages[index]),
     )
 
 

@@ -34,10 +34,12 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
     async def BulkUpsertInvoices(
         self, request: ipb.BulkUpsertInvoicesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ipb.BulkUpsertInvoicesResponse:
-        items = [convert.invoice_from_pb(item) for item in request.invoices]
+        items = convert.received_invoices(request.invoices)
         async with self.db.write() as session:
             results = await bulk_upsert_invoices(session, current_caller(), items)
-        return ipb.BulkUpsertInvoicesResponse(results=convert.results_to_pb(results))
+        response = ipb.BulkUpsertInvoicesResponse()
+        convert.add_results(response.results, results)
+        return response
 
     async def CreateDataSource(
         self, request: ipb.CreateDataSourceRequest, context: grpc.aio.ServicerContext[Any, Any]

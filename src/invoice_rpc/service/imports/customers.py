@@ -57,8 +57,11 @@ class _CustomerSpec(UpsertSpec[CustomerImport]):
         self.sources = sources
         self.companies = companies
 
-    def data_source_of(self, item: CustomerImport) -> uuid.UUID | None:
-        return self.sources.resolve(item.data_source, [])
+    def data_source_ref(self, item: CustomerImport) -> str:
+        return item.data_source
+
+    def resolve_data_source(self, ref: str) -> uuid.UUID | None:
+        return self.sources.resolve(ref, [])
 
     def normalize(self, item: CustomerImport, problems: list[str]) -> Normalized:
         source_id = self.sources.resolve(item.data_source, problems)

@@ -31,6 +31,7 @@ from invoice_rpc.service.imports.sets import bulk_insert
 from invoice_rpc.service.imports.upsert import (
     ImportResult,
     Normalized,
+    ReceivedItems,
     UpsertSpec,
     WrittenRow,
     check_batch_size,
@@ -76,8 +77,11 @@ class _InvoiceSpec(UpsertSpec[InvoiceImport]):
         self.customers: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
         self.plans: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
 
-    def data_source_of(self, item: InvoiceImport) -> uuid.UUID | None:
-        return self.sources.resolve(item.data_source, [])
+    def data_source_ref(self, item: InvoiceImport) -> str:
+        return item.data_source
+
+    def resolve_data_source(self, ref: str) -> uuid.UUID | None:
+        return self.sources.resolve(ref, [])
 
     async def load_references(self, session: AsyncSession, caller: Caller, items: Sequence[InvoiceImport]) -> None:
         keys = [(self.sources.resolve(item.data_source, []), item) for item in items]
@@ -200,9 +204,11 @@ class _InvoiceSpec(UpsertSpec[InvoiceImport]):
 
 
 async def bulk_upsert_invoices(
-    session: AsyncSession, caller: Caller, items: Sequence[InvoiceImport]
+    session: AsyncSession, caller: Caller, items: Sequence[InvoiceImport] | ReceivedItems[InvoiceImport]
 ) -> list[ImportResult]:
-    """Insert or update the invoices; one result per item, in input order (see module doc)."""
+    """Insert or update the invoices; one result per item, in input order (see module doc).
+    Items as the rpc edge received them (`ReceivedItems`) are converted only where needed."""
     check_batch_size(len(items), _InvoiceSpec.request_field)
-    sources = await DataSources.load(session, caller.tenant_id, (item.data_source for item in items))
+    refs = items.data_sources if isinstance(items, ReceivedItems) else [item.data_source for item in items]
+    sources = await DataSources.load(session, caller.tenant_id, refs)
     return await upsert_batch(session, caller, items, _InvoiceSpec(sources))

@@ -51,8 +51,11 @@ class _OrderSpec(UpsertSpec[OrderImport]):
         self.plans = plans
         self.invoice_numbers = invoice_numbers  # order row id -> number of its invoice
 
-    def data_source_of(self, item: OrderImport) -> uuid.UUID | None:
-        return self.sources.resolve(item.data_source, [])
+    def data_source_ref(self, item: OrderImport) -> str:
+        return item.data_source
+
+    def resolve_data_source(self, ref: str) -> uuid.UUID | None:
+        return self.sources.resolve(ref, [])
 
     def normalize(self, item: OrderImport, problems: list[str]) -> Normalized:
         source_id = self.sources.resolve(item.data_source, problems)

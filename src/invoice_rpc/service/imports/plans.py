@@ -36,8 +36,11 @@ class _PlanSpec(UpsertSpec[PlanImport]):
     def __init__(self, sources: DataSources) -> None:
         self.sources = sources
 
-    def data_source_of(self, item: PlanImport) -> uuid.UUID | None:
-        return self.sources.resolve(item.data_source, [])
+    def data_source_ref(self, item: PlanImport) -> str:
+        return item.data_source
+
+    def resolve_data_source(self, ref: str) -> uuid.UUID | None:
+        return self.sources.resolve(ref, [])
 
     def normalize(self, item: PlanImport, problems: list[str]) -> Normalized:
         return Normalized(
