@@ -41,15 +41,23 @@ def _read_rows(pgconn: pq.abc.PGconn, min_bytes: int, encoding: str) -> PQGen[li
     rows: list[Buffer] = []
     size = 0
     get_copy_data = pgconn.get_copy_data
+    # Whether to read the socket once more before waiting on it (see below).
+    read_ahead = True
     while size < min_bytes:
         nbytes, data = get_copy_data(1)
         if nbytes > 0:
             rows.append(data)
             size += nbytes
+            read_ahead = True
         elif nbytes == 0:
-            # Every row received is taken: wait for more.
-            while not (yield Wait.R):
-                continue
+            # Every row received is taken. The server has usually sent more meanwhile: a read
+            # that finds nothing costs a failed recv(), a wait costs a round through the event
+            # loop (registering the socket, a future, a timer), many times more.
+            if read_ahead:
+                read_ahead = False
+            else:
+                while not (yield Wait.R):
+                    continue
             pgconn.consume_input()
         else:
             # CopyDone: what follows is the statement's own result, an error if the query failed.
