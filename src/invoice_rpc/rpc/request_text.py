@@ -8,7 +8,13 @@ databases answer the same INVALID_ARGUMENT.
 
 from __future__ import annotations
 
-from google.protobuf.descriptor import FieldDescriptor
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from operator import attrgetter
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from invoice_rpc.domain.errors import FieldViolation
@@ -19,9 +25,7 @@ NUL_DESCRIPTION = "must not contain the NUL character (U+0000)"
 def nul_violations(message: Message, prefix: str = "") -> list[FieldViolation]:
     """A violation for each string in `message` (nested messages, repeated fields and maps
     included) that contains U+0000, named by its path: "invoices[2].id", "labels[key]"."""
-    if not prefix and b"\x00" not in message.SerializeToString():
-        # A string holding U+0000 puts a zero byte in the wire form; most requests have no
-        # zero byte at all, and one C-level scan clears them without walking every field.
+    if not prefix and not _holds_nul(message):
         return []
     violations: list[FieldViolation] = []
     for field, value in message.ListFields():
@@ -34,6 +38,74 @@ def nul_violations(message: Message, prefix: str = "") -> list[FieldViolation]:
         else:
             violations.extend(_value_violations(field, value, path))
     return violations
+
+
+@dataclass(frozen=True)
+class _TextFields:
+    """Where a message type can hold text: its singular strings, read in one call, and the
+    other fields (repeated, nested, maps, JSON values) that may hold some."""
+
+    read_strings: Callable[[Message], Sequence[str]] | None
+    other: tuple[FieldDescriptor, ...]
+
+
+def _holds_nul(message: Message) -> bool:
+    """Whether some string in `message` may contain U+0000 (never False when one does).
+
+    The quick test in front of the walk that names fields: it reads only the fields that can
+    hold text, with no paths built. For a batch of 1,000 imported invoices it costs a third of
+    the walk (a scan of the wire bytes cannot stand in for it: a zero, an empty string or a false
+    put a zero byte there as well)."""
+    fields = _text_fields(message.DESCRIPTOR)
+    if fields.read_strings is not None and "\x00" in "".join(fields.read_strings(message)):
+        return True
+    for field in fields.other:
+        value = getattr(message, field.name)
+        if field.message_type is None:  # repeated strings
+            if "\x00" in "".join(value):
+                return True
+        elif field.message_type.GetOptions().map_entry or field.message_type.full_name in _JSON_TYPES:
+            if value if field.is_repeated else message.HasField(field.name):
+                return True  # rare shapes: the walk decides
+        elif field.is_repeated:
+            if any(_holds_nul(item) for item in value):
+                return True
+        elif message.HasField(field.name) and _holds_nul(value):
+            return True
+    return False
+
+
+@cache
+def _text_fields(descriptor: Descriptor) -> _TextFields:
+    strings = [f.name for f in descriptor.fields if f.type == FieldDescriptor.TYPE_STRING and not f.is_repeated]
+    other = tuple(
+        field
+        for field in descriptor.fields
+        if (field.is_repeated or field.type != FieldDescriptor.TYPE_STRING)
+        and _can_hold_text(field, frozenset({descriptor.full_name}))
+    )
+    return _TextFields(_string_reader(strings) if strings else None, other)
+
+
+def _string_reader(names: list[str]) -> Callable[[Message], Sequence[str]]:
+    """Reads the named string fields in one call (attrgetter), always as a tuple."""
+    getter: Callable[[Message], Any] = attrgetter(*names)
+    if len(names) == 1:
+        return lambda message: (getter(message),)
+    return getter
+
+
+def _can_hold_text(field: FieldDescriptor, enclosing: frozenset[str]) -> bool:
+    if field.type == FieldDescriptor.TYPE_STRING:
+        return True
+    if field.type != FieldDescriptor.TYPE_MESSAGE:
+        return False
+    nested = field.message_type
+    assert nested is not None  # set for every message field
+    if nested.full_name in _JSON_TYPES or nested.full_name in enclosing:
+        return True  # a JSON value, or a recursive type: may hold text at some depth
+    inner = enclosing | {nested.full_name}
+    return any(_can_hold_text(inner_field, inner) for inner_field in nested.fields)
 
 
 def _map_violations(field: FieldDescriptor, entries: object, path: str) -> list[FieldViolation]:

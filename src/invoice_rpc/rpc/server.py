@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -85,6 +86,10 @@ async def run_server(
     calls and return."""
     built = build_server(db, address, reuse_port=reuse_port)
     await built.start()
+    # What start-up built (modules, descriptors, the engine) lives as long as the process: out of
+    # the collector's sight, a full collection walks only what requests made (it took 90-140 ms
+    # every few dozen import batches with everything in view).
+    gc.freeze()
     log(logger, logging.INFO, "server.started", address=address, port=built.port)
     if stop is None:
         stop = asyncio.Event()

@@ -18,7 +18,7 @@ from invoice_rpc.v1 import resources_pb2 as pb
 from invoice_rpc.domain.enums import BillingType, SortDirection, SortField
 from invoice_rpc.domain.errors import InvalidArgument, ViolationCollector
 from invoice_rpc.rpc.faces.rest import created, parse_choice, parse_uuid, renamed, rfc3339, rfc3339_midnight
-from invoice_rpc.rpc.import_convert import company_from_pb, invoice_from_pb, payment_means_from_pb
+from invoice_rpc.rpc.import_convert import company_from_pb, payment_means_from_pb, received_invoices
 from invoice_rpc.rpc.interceptor import current_caller
 from invoice_rpc.service.customer_metrics import CustomerMetricValues
 from invoice_rpc.service.imports.checks import parse_import_time
@@ -224,7 +224,7 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
     async def UpsertDataInvoices(
         self, request: face.UpsertDataInvoicesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.DataImportResponse:
-        items = [invoice_from_pb(item) for item in request.invoices]
+        items = received_invoices(request.invoices)
         async with self.db.write() as session:
             results = await bulk_upsert_invoices(session, current_caller(), items)
         return _results(results)
