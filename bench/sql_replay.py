@@ -4,8 +4,9 @@ as one unit of work, from `concurrency` connections for `seconds`, fetching ever
 prints {"latencies_ms", "seconds"}.
 
 PostgreSQL: psycopg's async connections (the server's driver), with the server's session
-settings. SQLite: the sqlite3 module in threads (what aiosqlite runs underneath), one connection
-each.
+settings, in autocommit as the server reads pages (Database.read_autocommit: no BEGIN or
+ROLLBACK). SQLite: the sqlite3 module in threads (what aiosqlite runs underneath), one
+connection each.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ async def _postgresql(spec: dict[str, Any]) -> dict[str, Any]:
     latencies: list[float] = []
     # The service's own session settings: the same SQL, planned the same way.
     connections = [
-        await psycopg.AsyncConnection.connect(spec["url"], options=POSTGRESQL_SESSION_OPTIONS)
+        await psycopg.AsyncConnection.connect(spec["url"], options=POSTGRESQL_SESSION_OPTIONS, autocommit=True)
         for _ in range(spec["concurrency"])
     ]
     deadline = time.perf_counter() + spec["seconds"]
@@ -41,7 +42,6 @@ async def _postgresql(spec: dict[str, Any]) -> dict[str, Any]:
                 for statement, parameters in statements:
                     await cursor.execute(statement, parameters)
                     await cursor.fetchall()
-                await connection.rollback()
                 latencies.append((time.perf_counter() - started) * 1000)
 
     started = time.perf_counter()

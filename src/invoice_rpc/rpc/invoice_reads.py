@@ -93,7 +93,7 @@ class InvoiceReadHandlers:
                 violations.add("external_key.external_id", "is required")
         violations.raise_if_any()
 
-        async with self.db.read() as session:
+        async with self.db.read_autocommit() as session:
             record: InvoiceRecord
             if invoice_ref is not None:
                 record = await invoice_lookup.get_invoice_by_ref(session, tenant_id, invoice_ref)
@@ -117,7 +117,7 @@ class InvoiceReadHandlers:
         invoice_queries.check_list_request(query, sort, page_request, violations)
         violations.raise_if_any()
 
-        async with self.db.read() as session:
+        async with self.db.read_autocommit() as session:
             page = await invoice_queries.list_invoices(
                 session, tenant_id, query, sort, page_request, with_line_items=full
             )

@@ -210,7 +210,7 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
         elif request.HasField("limit"):
             limit = resolve_size(request.limit, "limit", violations, default=limit, maximum=MAX_PAGE_SIZE)
         violations.raise_if_any()
-        async with self.db.read() as session:
+        async with self.db.read_autocommit() as session:
             page = await list_invoices(
                 session,
                 current_caller().tenant_id,
@@ -262,7 +262,7 @@ class DataImportFaceServicer(data_import_face_pb2_grpc.DataImportFaceServiceServ
         self, request: face.GetDataCustomerRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.GetDataCustomerResponse:
         try:
-            async with self.db.read() as session:
+            async with self.db.read_autocommit() as session:
                 view = await get_customer(
                     session, current_caller().tenant_id, data_source=request.source, external_id=request.id
                 )

@@ -157,7 +157,7 @@ class JsonApiFaceServicer(jsonapi_face_pb2_grpc.JsonApiFaceServiceServicer):
         violations.raise_if_any()
         invoice_ref = _invoice_ref(request.id)
         tenant_id = current_caller().tenant_id
-        async with self.db.read() as session:
+        async with self.db.read_autocommit() as session:
             record = None if invoice_ref is None else await get_invoice_record(session, tenant_id, invoice_ref)
             if record is None:
                 raise NotFound(f"invoice {request.id!r} not found")

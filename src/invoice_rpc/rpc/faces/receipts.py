@@ -131,7 +131,7 @@ class InvoiceReceiptsFaceServicer(receipts_face_pb2_grpc.InvoiceReceiptsFaceServ
         query.check(scratch)
         _add_service_violations(violations, scratch)
         violations.raise_if_any()
-        async with self.db.read() as session:
+        async with self.db.read_autocommit() as session:
             result = await list_invoices(
                 session, current_caller().tenant_id, query, sort, PageRequest(page_size=per_page, page=page)
             )
@@ -157,7 +157,7 @@ class InvoiceReceiptsFaceServicer(receipts_face_pb2_grpc.InvoiceReceiptsFaceServ
     async def GetInvoiceReceipt(
         self, request: face.GetInvoiceReceiptRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> face.GetInvoiceReceiptResponse:
-        async with self.db.read() as session:
+        async with self.db.read_autocommit() as session:
             record = await get_invoice_by_number(session, current_caller().tenant_id, request.invoice_number)
         return face.GetInvoiceReceiptResponse(data=receipt_to_pb(record))
 

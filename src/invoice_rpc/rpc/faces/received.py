@@ -173,7 +173,7 @@ class ReceivedFaceServicer(received_face_pb2_grpc.ReceivedFaceServiceServicer):
         violations.raise_if_any()
         assert invoice_ref is not None
         tenant_id = current_caller().tenant_id
-        async with self.db.read() as session:
+        async with self.db.read_autocommit() as session:
             record = await get_invoice_by_ref(session, tenant_id, invoice_ref)
             [invoice] = await received_invoices(session, tenant_id, [record])
         return invoice
@@ -223,7 +223,7 @@ class ReceivedFaceServicer(received_face_pb2_grpc.ReceivedFaceServiceServicer):
         # Seed 001 counts pages from 0; the service from 1.
         page_request = PageRequest(page_size=request.limit, page=request.page + 1)
         tenant_id = current_caller().tenant_id
-        async with self.db.read() as session:
+        async with self.db.read_autocommit() as session:
             page = await list_invoices(session, tenant_id, query, _NEWEST_FIRST, page_request, with_line_items=True)
             invoices = await received_invoices(session, tenant_id, page.invoices)
         return json_array(invoices)
