@@ -119,26 +119,10 @@ def line_item_to_pb(line: LineItemRecord) -> pb.LineItem:
 
 
 def invoice_to_pb(record: InvoiceRecord) -> pb.Invoice:
-    net_terms = None
-    if record.net_terms_days is not None:
-        net_terms = pb.NetTerms(days=record.net_terms_days)
-    elif record.payment_term is not None:
-        net_terms = pb.NetTerms(payment_term=PAYMENT_TERM_TO_PB[record.payment_term])  # type: ignore[index]
-    customer = None
-    if record.customer_ref is not None:
-        customer = pb.CustomerSummary(
-            customer_ref=str(record.customer_ref),
-            customer_id=record.customer_external_id or "",
-            name=record.customer_name or "",
-            legal_name=record.customer_legal_name or "",
-        )
-    contract = None
-    if record.contract_ref is not None:
-        contract = pb.ContractSummary(
-            contract_ref=str(record.contract_ref), contract_number=record.contract_number or 0
-        )
-    issue = record.issue_date
-    return pb.Invoice(
+    # Scalars through the constructor; messages filled in place. A message passed to the
+    # constructor is built and then copied, which made up half of this function's time (a page of
+    # 50 invoices: ~26 µs an invoice before, measured on the bench's rows).
+    invoice = pb.Invoice(
         invoice_ref=str(record.id),
         invoice_number=record.invoice_number,
         data_source_id=str(record.data_source_id) if record.data_source_id else "",
@@ -148,8 +132,6 @@ def invoice_to_pb(record: InvoiceRecord) -> pb.Invoice:
         accounting_event_type=ACCOUNTING_EVENT_TO_PB[record.accounting_event_type],  # type: ignore[index]
         billing_type=BILLING_TYPE_TO_PB[record.billing_type],  # type: ignore[index]
         status=STATUS_TO_PB[record.status],  # type: ignore[index]
-        customer=customer,
-        contract=contract,
         number_in_contract=record.number_in_contract or 0,
         issuer_company_id=record.issuer_company_id or "",
         receiver_company_id=record.receiver_company_id or "",
@@ -163,12 +145,6 @@ def invoice_to_pb(record: InvoiceRecord) -> pb.Invoice:
         total_minor=record.total_minor,
         amount_paid_minor=record.amount_paid_minor,
         amount_remaining_minor=record.amount_remaining_minor,
-        net_terms=net_terms,
-        issue_date=Date(year=issue.year, month=issue.month, day=issue.day),
-        due_date=date_to_pb(record.due_date),
-        submission_time=timestamp_to_pb(record.submitted_at),
-        paid_time=timestamp_to_pb(record.paid_at),
-        service_period=_period(record.period_start, record.period_end),
         is_partial_period=record.is_partial_period,
         terms=record.terms or "",
         description=record.description or "",
@@ -178,6 +154,47 @@ def invoice_to_pb(record: InvoiceRecord) -> pb.Invoice:
         document_ids=record.document_ids or None,
         person_ids=record.person_ids or None,
         order_id=record.order_id or "",
-        create_time=timestamp_to_pb(record.created_at),
-        update_time=timestamp_to_pb(record.updated_at),
     )
+    if record.customer_ref is not None:
+        customer = invoice.customer
+        customer.customer_ref = str(record.customer_ref)
+        customer.customer_id = record.customer_external_id or ""
+        customer.name = record.customer_name or ""
+        customer.legal_name = record.customer_legal_name or ""
+    if record.contract_ref is not None:
+        contract = invoice.contract
+        contract.contract_ref = str(record.contract_ref)
+        contract.contract_number = record.contract_number or 0
+    if record.net_terms_days is not None:
+        invoice.net_terms.days = record.net_terms_days
+    elif record.payment_term is not None:
+        invoice.net_terms.payment_term = PAYMENT_TERM_TO_PB[record.payment_term]  # type: ignore[index]
+    _set_date(invoice.issue_date, record.issue_date)
+    if record.due_date is not None:
+        _set_date(invoice.due_date, record.due_date)
+    if record.submitted_at is not None:
+        _set_timestamp(invoice.submission_time, record.submitted_at)
+    if record.paid_at is not None:
+        _set_timestamp(invoice.paid_time, record.paid_at)
+    if record.period_start is not None:
+        _set_timestamp(invoice.service_period.start_time, record.period_start)
+    if record.period_end is not None:
+        _set_timestamp(invoice.service_period.end_time, record.period_end)
+    _set_timestamp(invoice.create_time, record.created_at)
+    _set_timestamp(invoice.update_time, record.updated_at)
+    return invoice
+
+
+def _set_timestamp(target: Timestamp, value: datetime) -> None:
+    """timestamp_to_pb's value written into a message's Timestamp field (which sets the field)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    since_epoch = value - _EPOCH
+    target.seconds = since_epoch.days * 86_400 + since_epoch.seconds
+    target.nanos = since_epoch.microseconds * 1000
+
+
+def _set_date(target: Date, value: date) -> None:
+    target.year = value.year
+    target.month = value.month
+    target.day = value.day
