@@ -136,6 +136,20 @@ async def test_filters_by_customer_contract_companies_source_and_currency(api: A
     assert await list_numbers(api, filter=isvc.InvoiceFilter(currency_code="USD")) == []
 
 
+async def test_long_id_lists_filter_like_short_ones(api: Api) -> None:
+    """Up to 8 values are bound one parameter each, more as one expanding list: both match."""
+    async with api.db.write() as s:
+        customers = [await make_customer(s, api.tenant_id, external_id=f"cus_{i}") for i in range(10)]
+        invoices = [await make_invoice(s, api.tenant_id, customer=c) for c in customers]
+    expected = {i.invoice_number for i in invoices}
+
+    for count in (1, 8, 9, 10):
+        refs = [str(c.id) for c in customers[:count]]
+        found = await list_numbers(api, filter=isvc.InvoiceFilter(customer_refs=refs), page_size=50)
+        assert sorted(found) == sorted(i.invoice_number for i in invoices[:count]), count
+        assert set(found) <= expected
+
+
 async def test_issue_date_range_is_inclusive(api: Api) -> None:
     async with api.db.write() as s:
         for day in (1, 2, 3, 4):

@@ -220,6 +220,32 @@ class _PageShape:
     numbered: bool  # OFFSET (numbered pages) rather than a keyset cursor
     after_cursor: bool
     with_links: bool
+    # For each set list filter, its number of values when bound one parameter per value (up to
+    # _INLINE_LIST_MAX), else 0 (one expanding parameter, which SQLAlchemy renders into the
+    # statement's text on every execution: about 1 ms of a page's CPU).
+    list_lengths: tuple[tuple[str, int], ...] = ()
+
+
+_LIST_FILTERS = ("billing_types", "statuses", "customer_refs", "contract_refs")
+_INLINE_LIST_MAX = 8
+
+
+def _list_lengths(values: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """The shape's `list_lengths`; a list of up to _INLINE_LIST_MAX values is moved from
+    `values[name]` to one entry per value (`name_0`, `name_1`, ...)."""
+    lengths: list[tuple[str, int]] = []
+    for name in _LIST_FILTERS:
+        items = values.get(name)
+        if items is None:
+            continue
+        if len(items) > _INLINE_LIST_MAX:
+            lengths.append((name, 0))
+            continue
+        lengths.append((name, len(items)))
+        del values[name]
+        for index, item in enumerate(items):
+            values[f"{name}_{index}"] = item
+    return tuple(lengths)
 
 
 def _page_parameters(
@@ -227,7 +253,7 @@ def _page_parameters(
 ) -> tuple[tuple[str, ...], dict[str, Any]]:
     """(the set filters' names, every bound value) of a page request."""
     values: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit, "offset": offset}
-    for name in ("billing_types", "statuses", "customer_refs", "contract_refs"):
+    for name in _LIST_FILTERS:
         items = getattr(query, name)
         if items:
             values[name] = [str(i) if isinstance(i, str) else i for i in items]
@@ -267,8 +293,11 @@ def _page_statement(shape: _PageShape) -> Select[Any]:
         "customer_refs": invoice.customer_id,
         "contract_refs": invoice.contract_id,
     }
-    for name, column in in_lists.items():
-        if name in shape.filters:
+    for name, length in shape.list_lengths:
+        column = in_lists[name]
+        if length:
+            clauses.append(column.in_([bindparam(f"{name}_{index}", type_=column.type) for index in range(length)]))
+        else:
             clauses.append(column.in_(bindparam(name, expanding=True)))
     for name, column in (
         ("issuer_company_id", invoice.issuer_company_id),
@@ -320,7 +349,8 @@ async def _read_page(
     with_links: bool,
 ) -> list[Any]:
     filters, values = _page_parameters(tenant_id, query, limit=limit, offset=offset, cursor=cursor)
-    shape = _PageShape(filters, query.date_field, sort, bool(offset), cursor is not None, with_links)
+    list_lengths = _list_lengths(values)
+    shape = _PageShape(filters, query.date_field, sort, bool(offset), cursor is not None, with_links, list_lengths)
     return list((await connection.execute(_page_statement(shape), values)).all())
 
 

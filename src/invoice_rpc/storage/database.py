@@ -35,7 +35,7 @@ IDLE_PING_SECONDS = 5.0
 # keys 50 times: 4.5 ms instead of 0.8 ms a page on the 1M-invoice bench database. 1.1 is the usual
 # value for SSDs and for tables that stay in memory, where a random read costs about what a
 # sequential one does.
-POSTGRESQL_SESSION_OPTIONS = "-c random_page_cost=1.1"
+POSTGRESQL_SESSION_OPTIONS = "-c random_page_cost=1.1 -c TimeZone=UTC"
 
 # Connections a server process keeps open, and how many more it may open for a burst. A connection
 # past POOL_SIZE is closed as soon as it is returned, so a steady load above it opens and closes a
