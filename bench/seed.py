@@ -15,6 +15,7 @@ add up (sub_total = Σ lines, total = sub_total − discount + tax, paid/remaini
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import random
 import sqlite3
 import time
@@ -26,6 +27,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg._copy_base import TextFormatter
+from psycopg.adapt import Transformer
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
@@ -447,6 +450,12 @@ def _finish_reference(reference_rows: dict[str, list[Any]], counters: _Counters,
     ]
 
 
+# The tables the invoices' load writes, in load order.
+_BULK_TABLES = ("invoices", "invoice_lines", "invoice_payment_means")
+# Invoices per message from the row generator; their children come in the same message.
+_SEED_BLOCK = 50_000
+
+
 def _seed_postgresql(url: str, tenant_id: uuid.UUID, count: int, prefix: str) -> _Counters:
     rng = random.Random(f"{SEED}:{count}:{tenant_id}")
     now = datetime.now(UTC)
@@ -469,30 +478,38 @@ def _seed_postgresql(url: str, tenant_id: uuid.UUID, count: int, prefix: str) ->
         plain_indexes = cursor.fetchall()
         for index_name, _ in plain_indexes:
             cursor.execute(f'DROP INDEX "{index_name}"')
-        invoice_copy_sql = {
-            t: f"COPY {t} ({', '.join(_COLUMNS[t])}) FROM STDIN"
-            for t in ("invoices", "invoice_lines", "invoice_payment_means")
-        }
-        # Children wait in memory for their table's turn only per block of invoices.
-        block = 50_000
-        generator = _invoice_rows(rng, tenant_id, reference, count, counters, prefix)
-        pending: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-        done = False
-        while not done:
-            produced = 0
-            for table, row in generator:
-                pending[table].append(row)
-                if table == "invoices":
-                    produced += 1
-                    if produced >= block:
-                        break
-            else:
-                done = True
-            for table in ("invoices", "invoice_lines", "invoice_payment_means"):
-                with cursor.copy(invoice_copy_sql[table]) as copy:
-                    for row in pending[table]:
-                        copy.write_row(row)
-                pending[table].clear()
+        # Foreign keys are not checked row by row during the load (pg_restore --disable-triggers
+        # does the same): the generator only points at rows it has just written. The summary
+        # rollups' triggers are user triggers and stay on.
+        for table in _BULK_TABLES:
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER ALL")
+            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+        # The rows are generated and put in COPY's text format by a second process while this one
+        # feeds PostgreSQL: generating them takes as long as loading them, and no longer adds to it.
+        context = multiprocessing.get_context("spawn")
+        receiver, sender = context.Pipe(duplex=False)
+        producer = context.Process(
+            target=_produce_copy_data,
+            args=(sender, rng.getstate(), tenant_id, reference, count, prefix),
+            name="bench-seed-rows",
+        )
+        producer.start()
+        sender.close()
+        try:
+            while True:
+                message = receiver.recv()
+                if isinstance(message, _Counters):
+                    counters = message
+                    break
+                for table, data in zip(_BULK_TABLES, message, strict=True):
+                    with cursor.copy(f"COPY {table} ({', '.join(_COLUMNS[table])}) FROM STDIN") as copy:
+                        copy.write(data)
+        finally:
+            producer.join()
+        if producer.exitcode != 0:
+            raise RuntimeError(f"the row generator failed (exit code {producer.exitcode})")
+        for table in _BULK_TABLES:
+            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER ALL")
         cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
         for _, index_definition in plain_indexes:
             cursor.execute(index_definition)
@@ -511,6 +528,39 @@ def _seed_postgresql(url: str, tenant_id: uuid.UUID, count: int, prefix: str) ->
         with psycopg.connect(libpq_url(url), autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
     return counters
+
+
+def _produce_copy_data(
+    sender: Any, rng_state: Any, tenant_id: uuid.UUID, reference: _Reference, count: int, prefix: str
+) -> None:
+    """In its own process: the invoices of `_invoice_rows`, sent as one message per block of
+    COPY-text bytes (a bytes per table of _BULK_TABLES), then the _Counters."""
+    rng = random.Random()
+    rng.setstate(rng_state)
+    counters = _Counters()
+    formatters = {table: TextFormatter(Transformer(), encoding="utf-8") for table in _BULK_TABLES}
+    chunks: dict[str, list[bytes]] = {table: [] for table in _BULK_TABLES}
+
+    def send_block() -> None:
+        for table, formatter in formatters.items():
+            chunks[table].append(formatter.end())
+        sender.send(tuple(b"".join(chunks[table]) for table in _BULK_TABLES))
+        for table in _BULK_TABLES:
+            chunks[table].clear()
+
+    produced = 0
+    for table, row in _invoice_rows(rng, tenant_id, reference, count, counters, prefix):
+        data = formatters[table].write_row(row)
+        if data:
+            chunks[table].append(data)
+        if table == "invoices":
+            produced += 1
+            if produced % _SEED_BLOCK == 0:
+                send_block()
+    if produced % _SEED_BLOCK:
+        send_block()
+    sender.send(_Counters(dict(counters.by_year), dict(counters.by_contract), counters.line_rows, counters.sample_number))
+    sender.close()
 
 
 def _sqlite_value(value: Any) -> Any:
