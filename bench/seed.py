@@ -559,7 +559,9 @@ def _produce_copy_data(
                 send_block()
     if produced % _SEED_BLOCK:
         send_block()
-    sender.send(_Counters(dict(counters.by_year), dict(counters.by_contract), counters.line_rows, counters.sample_number))
+    sender.send(
+        _Counters(dict(counters.by_year), dict(counters.by_contract), counters.line_rows, counters.sample_number)
+    )
     sender.close()
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from typing import Any
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type.date_pb2 import Date
 from invoice_rpc.v1 import resources_pb2 as pb
@@ -119,10 +122,23 @@ def line_item_to_pb(line: LineItemRecord) -> pb.LineItem:
 
 
 def invoice_to_pb(record: InvoiceRecord) -> pb.Invoice:
-    # Scalars through the constructor; messages filled in place. A message passed to the
-    # constructor is built and then copied, which made up half of this function's time (a page of
-    # 50 invoices: ~26 µs an invoice before, measured on the bench's rows).
-    invoice = pb.Invoice(
+    invoice = pb.Invoice(**_invoice_scalars(record))
+    _fill_invoice_messages(invoice, record)
+    return invoice
+
+
+def add_invoices_pb(target: RepeatedCompositeFieldContainer[pb.Invoice], records: Iterable[InvoiceRecord]) -> None:
+    """invoice_to_pb of each record, built in place as the next element of a repeated field: a
+    finished message given to a repeated field (or a response's constructor) is copied."""
+    for record in records:
+        _fill_invoice_messages(target.add(**_invoice_scalars(record)), record)
+
+
+# Scalars through the constructor; messages filled in place. A message passed to the constructor
+# is built and then copied, which made up half of invoice_to_pb's time (a page of 50 invoices:
+# ~26 µs an invoice before, measured on the bench's rows).
+def _invoice_scalars(record: InvoiceRecord) -> dict[str, Any]:
+    return dict(
         invoice_ref=str(record.id),
         invoice_number=record.invoice_number,
         data_source_id=str(record.data_source_id) if record.data_source_id else "",
@@ -155,6 +171,9 @@ def invoice_to_pb(record: InvoiceRecord) -> pb.Invoice:
         person_ids=record.person_ids or None,
         order_id=record.order_id or "",
     )
+
+
+def _fill_invoice_messages(invoice: pb.Invoice, record: InvoiceRecord) -> None:
     if record.customer_ref is not None:
         customer = invoice.customer
         customer.customer_ref = str(record.customer_ref)
@@ -182,7 +201,6 @@ def invoice_to_pb(record: InvoiceRecord) -> pb.Invoice:
         _set_timestamp(invoice.service_period.end_time, record.period_end)
     _set_timestamp(invoice.create_time, record.created_at)
     _set_timestamp(invoice.update_time, record.updated_at)
-    return invoice
 
 
 def _set_timestamp(target: Timestamp, value: datetime) -> None:

@@ -18,7 +18,7 @@ from invoice_rpc.v1 import invoice_service_pb2 as isvc
 from invoice_rpc.v1 import resources_pb2 as pb
 
 from invoice_rpc.domain.errors import ViolationCollector
-from invoice_rpc.rpc.convert import BILLING_TYPE_TO_PB, STATUS_TO_PB, invoice_to_pb, timestamp_to_pb
+from invoice_rpc.rpc.convert import BILLING_TYPE_TO_PB, STATUS_TO_PB, add_invoices_pb, invoice_to_pb, timestamp_to_pb
 from invoice_rpc.rpc.interceptor import current_caller
 from invoice_rpc.rpc.invoice_filters import query_from_pb, sort_from_pb, with_line_items
 from invoice_rpc.rpc.invoice_wire import frame_stream_response, invoice_wire_column
@@ -121,9 +121,8 @@ class InvoiceReadHandlers:
             page = await invoice_queries.list_invoices(
                 session, tenant_id, query, sort, page_request, with_line_items=full
             )
-        response = isvc.ListInvoicesResponse(
-            invoices=[invoice_to_pb(r) for r in page.invoices], next_page_token=page.next_page_token
-        )
+        response = isvc.ListInvoicesResponse(next_page_token=page.next_page_token)
+        add_invoices_pb(response.invoices, page.invoices)
         if page.page_info is not None:
             response.page_info.CopyFrom(
                 isvc.PageInfo(
@@ -194,7 +193,9 @@ class InvoiceReadHandlers:
             )
             try:
                 async for batch in batches:
-                    yield isvc.StreamInvoicesResponse(invoices=[invoice_to_pb(r) for r in batch])
+                    response = isvc.StreamInvoicesResponse()
+                    add_invoices_pb(response.invoices, batch)
+                    yield response
             finally:
                 await batches.aclose()
 

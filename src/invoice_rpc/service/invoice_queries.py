@@ -20,7 +20,7 @@ import functools
 import math
 import uuid
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
@@ -77,7 +77,12 @@ class InvoiceQuery:
             violations.add(f"{prefix}.end_date", "must not be before start_date")
 
     def fingerprint(self) -> str:
-        return fingerprint(asdict(self))
+        # The fields' own values (enums and ids go through the JSON default), not asdict(), which
+        # deep-copies every value: the fingerprint is taken once per listed page.
+        return fingerprint({name: getattr(self, name) for name in _QUERY_FIELDS})
+
+
+_QUERY_FIELDS = tuple(f.name for f in fields(InvoiceQuery))
 
 
 @dataclass(frozen=True, slots=True)
