@@ -33,6 +33,7 @@ SERVICE_NAMES = (
     *FACE_SERVICE_NAMES,
 )
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+YOUNG_GC_THRESHOLD = 10_000
 
 
 class BuiltServer:
@@ -90,6 +91,10 @@ async def run_server(
     # the collector's sight, a full collection walks only what requests made (it took 90-140 ms
     # every few dozen import batches with everything in view).
     gc.freeze()
+    # Requests' objects die young and are freed by reference counting; at the default threshold
+    # (700 net new containers) the young collections walked every in-flight request's objects,
+    # ~0.08 ms a list page with 16 pages in flight. Cycles are collected a little later instead.
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
     log(logger, logging.INFO, "server.started", address=address, port=built.port)
     if stop is None:
         stop = asyncio.Event()

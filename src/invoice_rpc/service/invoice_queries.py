@@ -42,6 +42,7 @@ from invoice_rpc.service.invoice_records import (
 )
 from invoice_rpc.service.page_tokens import decode_page_token, encode_page_token, fingerprint
 from invoice_rpc.storage import models as m
+from invoice_rpc.storage.driver_rows import fetch_all
 
 # The columns a `stream_projected_batches` projection reads: an InvoiceRecord row's, by field name.
 InvoiceRowColumns = ColumnCollection[str, ColumnElement[Any]]
@@ -356,7 +357,7 @@ async def _read_page(
     filters, values = _page_parameters(tenant_id, query, limit=limit, offset=offset, cursor=cursor)
     list_lengths = _list_lengths(values)
     shape = _PageShape(filters, query.date_field, sort, bool(offset), cursor is not None, with_links, list_lengths)
-    return list((await connection.execute(_page_statement(shape), values)).all())
+    return list(await fetch_all(connection, _page_statement(shape), values))
 
 
 async def list_invoices(
