@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
+import psycopg
 from sqlalchemy import event
 
 from bench.report import Figure
@@ -62,14 +63,41 @@ class BenchContext:
 
     @asynccontextmanager
     async def captured_sql(self) -> AsyncIterator[list[tuple[str, Any]]]:
-        """Every (statement, parameters) the bench process's engine sends to the driver inside
-        the block, transaction control excluded."""
+        """Every (statement, parameters) the bench process sends to the database driver inside
+        the block, transaction control excluded. On PostgreSQL taken at psycopg's cursors, which
+        also sees what the service runs on the driver directly (storage/driver_rows.py), and
+        what a connection runs when it is opened or pinged: check the connection out first
+        (`await session.connection()`). On SQLite taken at the engine."""
         captured: list[tuple[str, Any]] = []
+
+        def keep(statement: Any, parameters: Any) -> None:
+            text = statement if isinstance(statement, str) else str(statement)
+            if text.strip().upper() not in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"):
+                captured.append((text, parameters))
+
+        if self.is_postgresql:
+            originals = {cls: cls.execute for cls in (psycopg.AsyncCursor, psycopg.AsyncServerCursor)}
+
+            def recording(original: Any) -> Any:
+                async def execute(cursor: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+                    keep(query, params)
+                    return await original(cursor, query, params, **kwargs)
+
+                return execute
+
+            for cls, original in originals.items():
+                cls.execute = recording(original)  # type: ignore[method-assign]
+            try:
+                yield captured
+            finally:
+                for cls, original in originals.items():
+                    cls.execute = original  # type: ignore[method-assign]
+            return
+
         engine = self.db.read_engine.sync_engine
 
         def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-            if statement.strip().upper() not in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"):
-                captured.append((statement, parameters))
+            keep(statement, parameters)
 
         event.listen(engine, "before_cursor_execute", capture)
         try:

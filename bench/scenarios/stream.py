@@ -49,14 +49,18 @@ async def stream_statement(ctx: BenchContext) -> tuple[str, Any]:
     violations = ViolationCollector()
     sort = sort_from_pb(request.sort_field, request.sort_direction, violations)
     violations.raise_if_any()
-    async with ctx.captured_sql() as statements, ctx.db.read() as session:
-        batches = stream_projected_batches(
-            session, ctx.big.tenant_id, InvoiceQuery(), sort, invoice_wire_column, batch_size=BATCH_SIZE
-        )
-        await anext(batches)
-        await batches.aclose()
-    [statement] = [(sql, parameters) for sql, parameters in statements if not sql.startswith("SET LOCAL")]
-    return statement
+    async with ctx.db.read() as session:
+        await session.connection()
+        async with ctx.captured_sql() as statements:
+            batches = stream_projected_batches(
+                session, ctx.big.tenant_id, InvoiceQuery(), sort, invoice_wire_column, batch_size=BATCH_SIZE
+            )
+            await anext(batches)
+            await batches.aclose()
+    selects = [(sql, parameters) for sql, parameters in statements if not sql.startswith("SET LOCAL")]
+    if len(selects) != 1:
+        raise AssertionError(f"expected the stream's one statement, captured {[sql[:80] for sql, _ in selects]}")
+    return selects[0]
 
 
 def read_with_driver(url: str, statement: str, parameters: Any) -> tuple[int, float]:
