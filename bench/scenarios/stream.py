@@ -1,15 +1,19 @@
 """3. Typed stream: all N invoices as StreamInvoices batches (1,000 per message, basic view),
 received and parsed by a Python client: invoices/s at the client.
 
-Ceiling (PostgreSQL): the statement StreamInvoices runs, captured from the service layer, read
-through psycopg alone with a server-side cursor, 1,000 rows a fetch, nothing parsed: how fast
-this machine's PostgreSQL produces the invoices' wire bytes, with no server, gRPC or client.
+Ceiling (PostgreSQL): the statements StreamInvoices runs, captured from the service layer (the
+sort keys, then one statement per range of invoices: service/invoice_ranges.py), replayed through
+psycopg alone as the service runs them: the keys through a server-side cursor in a REPEATABLE
+READ transaction whose snapshot the helper connections import, the ranges on as many helpers at
+once, nothing parsed: how fast this machine's PostgreSQL produces the invoices' wire bytes, with
+no server, gRPC or client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -22,7 +26,8 @@ from bench.seed import libpq_url
 from invoice_rpc.domain.errors import ViolationCollector
 from invoice_rpc.rpc.invoice_filters import sort_from_pb
 from invoice_rpc.rpc.invoice_wire import invoice_wire_column
-from invoice_rpc.service.invoice_queries import InvoiceQuery, stream_projected_batches
+from invoice_rpc.service.invoice_queries import InvoiceQuery
+from invoice_rpc.service.invoice_ranges import HELPER_SETTINGS, RANGE_ROWS, STREAM_HELPERS, stream_projected_ranges
 from invoice_rpc.storage.database import POSTGRESQL_SESSION_OPTIONS
 
 NAME = "stream"
@@ -43,37 +48,74 @@ async def stream_once(ctx: BenchContext) -> tuple[int, float]:
     return received, time.perf_counter() - started
 
 
-async def stream_statement(ctx: BenchContext) -> tuple[str, Any]:
-    """The (statement, parameters) StreamInvoices sends for stream_request() on PostgreSQL."""
+Statement = tuple[str, dict[str, Any]]
+
+
+async def stream_statements(ctx: BenchContext) -> tuple[Statement, Statement, Statement]:
+    """(keys, first range, next range): the statements StreamInvoices sends for stream_request()
+    on PostgreSQL, with their parameters."""
     request = stream_request()
     violations = ViolationCollector()
     sort = sort_from_pb(request.sort_field, request.sort_direction, violations)
     violations.raise_if_any()
-    async with ctx.db.read() as session:
-        await session.connection()
-        async with ctx.captured_sql() as statements:
-            batches = stream_projected_batches(
-                session, ctx.big.tenant_id, InvoiceQuery(), sort, invoice_wire_column, batch_size=BATCH_SIZE
-            )
-            await anext(batches)
-            await batches.aclose()
-    selects = [(sql, parameters) for sql, parameters in statements if not sql.startswith("SET LOCAL")]
-    if len(selects) != 1:
-        raise AssertionError(f"expected the stream's one statement, captured {[sql[:80] for sql, _ in selects]}")
-    return selects[0]
+    async with ctx.db.shared_snapshot() as snapshot, ctx.captured_sql() as statements:
+        batches = stream_projected_ranges(
+            snapshot, ctx.big.tenant_id, InvoiceQuery(), sort, invoice_wire_column, batch_size=BATCH_SIZE
+        )
+        await anext(batches)
+        await batches.aclose()
+    selects = [(sql, dict(parameters or {})) for sql, parameters in statements if sql.lstrip().startswith("SELECT")]
+    keys = [s for s in selects if "invoice_wire" not in s[0] and "pg_export_snapshot" not in s[0]]
+    first = [s for s in selects if "invoice_wire" in s[0] and "after_value" not in s[1]]
+    following = [s for s in selects if "invoice_wire" in s[0] and "after_value" in s[1]]
+    if len(keys) != 1 or len(first) != 1 or len(following) != 1:
+        raise AssertionError(f"expected the stream's keys and two ranges, captured {[s[:80] for s, _ in selects]}")
+    return keys[0], first[0], following[0]
 
 
-def read_with_driver(url: str, statement: str, parameters: Any) -> tuple[int, float]:
-    """Every row of `statement` through a server-side cursor, as the server reads it."""
-    with psycopg.connect(url, options=POSTGRESQL_SESSION_OPTIONS) as connection:
-        connection.execute("SET LOCAL jit = off")  # as the service does for this statement
-        rows = 0
-        started = time.perf_counter()
-        with connection.cursor(name="bench_stream_ceiling") as cursor:
-            cursor.execute(statement, parameters)
-            while batch := cursor.fetchmany(BATCH_SIZE):
-                rows += len(batch)
-        return rows, time.perf_counter() - started
+def read_with_driver(url: str, keys: Statement, first: Statement, following: Statement) -> tuple[int, float]:
+    """Every range of the stream through psycopg, STREAM_HELPERS ranges at once, all reading the
+    snapshot of the transaction that reads the keys."""
+    helpers = [psycopg.connect(url, options=POSTGRESQL_SESSION_OPTIONS) for _ in range(STREAM_HELPERS)]
+    idle = list(helpers)
+
+    def read_range(after: tuple[Any, Any] | None, last: tuple[Any, Any]) -> int:
+        connection = idle.pop()
+        try:
+            sql, parameters = first if after is None else following
+            values = parameters | {"last_value": last[0], "last_id": last[1]}
+            if after is not None:
+                values |= {"after_value": after[0], "after_id": after[1]}
+            return len(connection.execute(sql, values, prepare=True).fetchall())
+        finally:
+            idle.append(connection)
+
+    try:
+        with psycopg.connect(url, options=POSTGRESQL_SESSION_OPTIONS) as leader:
+            started = time.perf_counter()
+            leader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            snapshot = leader.execute("SELECT pg_export_snapshot()").fetchone()
+            assert snapshot is not None
+            for helper in helpers:
+                helper.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                helper.execute(f"SET TRANSACTION SNAPSHOT '{snapshot[0]}'")
+                for setting in HELPER_SETTINGS:  # as the service's helpers run the ranges
+                    helper.execute(setting)
+            leader.execute("SET LOCAL jit = off")
+            rows = 0
+            with ThreadPoolExecutor(STREAM_HELPERS) as pool, leader.cursor(name="bench_stream_keys") as cursor:
+                cursor.execute(*keys)
+                after = None
+                futures = []
+                while range_keys := cursor.fetchmany(RANGE_ROWS):
+                    last = (range_keys[-1][0], range_keys[-1][1])
+                    futures.append(pool.submit(read_range, after, last))
+                    after = last
+                rows = sum(future.result() for future in futures)
+            return rows, time.perf_counter() - started
+    finally:
+        for helper in helpers:
+            helper.close()
 
 
 async def run(ctx: BenchContext) -> list[Figure]:
@@ -84,9 +126,9 @@ async def run(ctx: BenchContext) -> list[Figure]:
     rate = median([received / seconds for received, seconds in runs])
     ceiling = None
     if ctx.is_postgresql:
-        statement, parameters = await stream_statement(ctx)
+        keys, first, following = await stream_statements(ctx)
         url = libpq_url(ctx.settings.url)
-        reads = await ctx.repeat(lambda: asyncio.to_thread(read_with_driver, url, statement, parameters))
+        reads = await ctx.repeat(lambda: asyncio.to_thread(read_with_driver, url, keys, first, following))
         for rows, _ in reads:
             if rows != ctx.big.invoices:
                 raise AssertionError(f"the stream's SQL gave {rows} rows, expected {ctx.big.invoices}")
@@ -98,7 +140,7 @@ async def run(ctx: BenchContext) -> list[Figure]:
             rate,
             "inv/s",
             ceiling=ceiling,
-            ceiling_name="same SQL, driver only (wire bytes, no parse)",
+            ceiling_name=f"same SQL, driver only, {STREAM_HELPERS} backends (wire bytes, no parse)",
             target=f">= {TARGET_PER_SECOND:,}/s",
             passed=rate >= TARGET_PER_SECOND,
         )

@@ -91,6 +91,10 @@ class InvoiceSort:
     field: SortField = SortField.CREATED_AT
     direction: SortDirection = SortDirection.DESC
 
+    @property
+    def is_ascending(self) -> bool:
+        return self.direction is SortDirection.ASC
+
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
@@ -193,9 +197,15 @@ def invoice_filter_clauses(tenant_id: uuid.UUID, query: InvoiceQuery) -> list[Co
     return clauses
 
 
-def _order_by(invoice: Any, sort: InvoiceSort) -> tuple[Any, Any]:
-    column = getattr(invoice, _SORT_COLUMNS[sort.field].key)
-    if sort.direction is SortDirection.ASC:
+def sort_column(invoice: Any, sort: InvoiceSort) -> Any:
+    """The sort's column of `invoice` (the model, an alias, or a subquery's columns by name)."""
+    return getattr(invoice, _SORT_COLUMNS[sort.field].key)
+
+
+def order_by(invoice: Any, sort: InvoiceSort) -> tuple[Any, Any]:
+    """ORDER BY of `invoice` in the sort's order, ties broken by id the same way."""
+    column = sort_column(invoice, sort)
+    if sort.is_ascending:
         return column.asc(), invoice.id.asc()
     return column.desc(), invoice.id.desc()
 
@@ -212,7 +222,7 @@ def ordered_invoice_select(
     return (
         invoice_record_select(with_links=with_links, hashed_link_probe=hashed_link_probe)
         .where(*invoice_filter_clauses(tenant_id, query))
-        .order_by(*_order_by(m.Invoice, sort))
+        .order_by(*order_by(m.Invoice, sort))
     )
 
 
@@ -336,11 +346,11 @@ def _page_statement(shape: _PageShape) -> Select[Any]:
             clauses.append(or_(column > value, and_(column == value, invoice.id > last_id)))
         else:
             clauses.append(or_(column < value, and_(column == value, invoice.id < last_id)))
-    page = select(invoice).where(*clauses).order_by(*_order_by(invoice, shape.sort)).limit(bindparam("limit"))
+    page = select(invoice).where(*clauses).order_by(*order_by(invoice, shape.sort)).limit(bindparam("limit"))
     if shape.numbered:
         page = page.offset(bindparam("offset"))
     paged = aliased(m.Invoice, page.subquery("page"))
-    return invoice_record_select(paged, with_links=shape.with_links).order_by(*_order_by(paged, shape.sort))
+    return invoice_record_select(paged, with_links=shape.with_links).order_by(*order_by(paged, shape.sort))
 
 
 async def _read_page(
@@ -462,7 +472,7 @@ async def stream_projected_batches(
     stmt = (
         select(projection(rows.c))
         .select_from(rows)
-        .order_by(*_order_by(rows.c, sort))
+        .order_by(*order_by(rows.c, sort))
         .execution_options(yield_per=batch_size)
     )
     connection = await core_connection(session)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from invoice_rpc.domain.errors import Aborted
+from invoice_rpc.storage.shared_snapshot import SharedSnapshot
 from invoice_rpc.storage.types import json_dumps
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -169,6 +170,13 @@ class Database:
                 yield session
             finally:
                 await session.rollback()
+
+    def shared_snapshot(self) -> SharedSnapshot:
+        """`async with db.shared_snapshot() as snapshot`: PostgreSQL connections that all read one
+        snapshot (a read spread over several backends)."""
+        if self.is_sqlite:
+            raise RuntimeError("a shared snapshot is PostgreSQL's")
+        return SharedSnapshot(self.read_engine)
 
     @asynccontextmanager
     async def read_autocommit(self) -> AsyncIterator[AsyncSession]:

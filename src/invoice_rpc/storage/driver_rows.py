@@ -4,9 +4,10 @@
 looks the statement up in the compiled cache (hashing its whole cache key), builds a
 CursorResult with its column metadata and wraps every row. For a statement object built once and
 run per request (a list page's shape, `invoice_queries._page_statement`) that was 0.1-0.2 ms of
-a page's ~2 ms (A/B on the 1M bench database). `fetch_all` compiles such a statement once, and each call hands the compiled SQL
-and the bound values to the driver and applies the columns' result processors itself: the same
-bind and result processing SQLAlchemy would do, so rows and values are the same as
+a page's ~2 ms (A/B on the 1M bench database). `fetch_all` compiles such a statement once, and
+each call hands the compiled SQL and the bound values to the driver and applies the columns'
+result processors itself: the same bind and result processing SQLAlchemy would do, so rows and
+values are the same as
 `(await connection.execute(statement, values)).all()` gives. Statements that must be rendered
 again per call (expanding IN lists, literal_execute parameters) and other dialects take that
 usual path. What runs here passes no engine event (before_cursor_execute and the like): a tracer
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Dialect, Select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -40,9 +42,13 @@ class _Prepared:
 _prepared: weakref.WeakKeyDictionary[Select[Any], _Prepared | None] = weakref.WeakKeyDictionary()
 
 
-async def fetch_all(connection: AsyncConnection, statement: Select[Any], values: Mapping[str, Any]) -> Sequence[Any]:
+async def fetch_all(
+    connection: AsyncConnection, statement: Select[Any], values: Mapping[str, Any], *, prepare: bool = False
+) -> Sequence[Any]:
     """Every row of `statement` with `values` bound, as `connection.execute(...).all()` returns
-    them (tuples here, Rows on the usual path; both index and unpack alike)."""
+    them (tuples here, Rows on the usual path; both index and unpack alike). `prepare` makes it
+    a prepared statement of the connection from the first call (psycopg otherwise prepares a
+    statement on its sixth), for a statement that costs much more to plan than to run again."""
     prepared = _prepare(statement, connection.dialect)
     if prepared is None:
         usual: Sequence[Any] = (await connection.execute(statement, dict(values))).all()
@@ -53,8 +59,15 @@ async def fetch_all(connection: AsyncConnection, statement: Select[Any], values:
     driver_connection = (await connection.get_raw_connection()).driver_connection
     assert driver_connection is not None  # a pooled connection that is checked out
     async with driver_connection.cursor() as cursor:
-        await cursor.execute(prepared.compiled.string, parameters)
-        rows: list[Any] = await cursor.fetchall()
+        try:
+            await cursor.execute(prepared.compiled.string, parameters, prepare=prepare or None)
+            rows: list[Any] = await cursor.fetchall()
+        except connection.dialect.loaded_dbapi.Error as error:
+            # As SQLAlchemy's execute raises it (DataError, IntegrityError, ...), so that callers
+            # handle one kind of database error whichever path ran the statement.
+            raise DBAPIError.instance(
+                prepared.compiled.string, parameters, error, connection.dialect.loaded_dbapi.Error
+            ) from error
         if prepared.result_processors is None:
             prepared.result_processors = _result_processors(statement, connection.dialect, cursor.description)
     if not prepared.result_processors or not rows:

@@ -1,0 +1,160 @@
+"""A long projected stream (StreamInvoices' wire bytes) read by several PostgreSQL backends at once.
+
+One backend writes an invoice's wire bytes in about 25 µs (rpc/invoice_wire.py), so one cursor
+caps a stream near 40,000 invoices/s however many cores the database has. Here the leader
+connection reads only the sort keys of the matching invoices (an index scan: over a million keys
+a second) and cuts them into ranges of `range_rows` invoices; helper connections each read one
+whole range with the projection, `helpers` ranges ahead of the one being sent, and the ranges
+are sent in order. Every connection reads the leader's snapshot (storage/shared_snapshot.py), so
+the stream is exactly what one cursor in one transaction would give. Memory: at most
+`helpers + 1` ranges of projected values at once.
+
+On the 1M-invoice bench database (2 cores) two helpers read the wire bytes at 54,000 invoices/s
+against 29,000 for one cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import deque
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, bindparam, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from invoice_rpc.service.invoice_queries import (
+    DEFAULT_BATCH_SIZE,
+    InvoiceQuery,
+    InvoiceRowColumns,
+    InvoiceSort,
+    invoice_filter_clauses,
+    order_by,
+    ordered_invoice_select,
+    sort_column,
+)
+from invoice_rpc.storage import models as m
+from invoice_rpc.storage.driver_rows import fetch_all
+from invoice_rpc.storage.shared_snapshot import SharedSnapshot
+
+ProjectedT = TypeVar("ProjectedT")
+
+# Two backends use the bench machine's two cores; a range of 10,000 invoices is ~4 MB of wire
+# bytes and takes a backend ~0.3 s, long enough that the per-statement work (planning the
+# projection, hashing the link tables) stays a few percent of it.
+STREAM_HELPERS = 2
+RANGE_ROWS = 10_000
+
+# Set in each helper transaction. The projection is a wide expression evaluated per row: JIT would spend
+# seconds compiling it to save far less. Planning a range costs ~60 ms (the projection's inlined
+# helpers) against ~300 ms to run it, so each helper prepares the statement once and keeps one
+# generic plan (an index scan bounded by both keys). The ranges are this module's parallelism:
+# parallel workers inside a range would only compete with the other helper for the same cores.
+HELPER_SETTINGS = (
+    "SET LOCAL jit = off",
+    "SET LOCAL plan_cache_mode = force_generic_plan",
+    "SET LOCAL max_parallel_workers_per_gather = 0",
+)
+
+
+def _keys_select(tenant_id: uuid.UUID, query: InvoiceQuery, sort: InvoiceSort) -> Select[Any]:
+    return (
+        select(sort_column(m.Invoice, sort), m.Invoice.id)
+        .where(*invoice_filter_clauses(tenant_id, query))
+        .order_by(*order_by(m.Invoice, sort))
+    )
+
+
+def _range_select(
+    tenant_id: uuid.UUID,
+    query: InvoiceQuery,
+    sort: InvoiceSort,
+    projection: Callable[[InvoiceRowColumns], ColumnElement[ProjectedT]],
+    *,
+    first: bool,
+) -> Select[Any]:
+    """The projection of the invoices after the key (`after_value`, `after_id`) (unless `first`)
+    up to and including (`last_value`, `last_id`), in sort order. A row comparison, so that
+    PostgreSQL bounds its index scan by both keys."""
+    column = sort_column(m.Invoice, sort)
+    key = tuple_(column, m.Invoice.id)
+
+    def bound(name: str) -> Any:
+        return tuple_(bindparam(f"{name}_value", type_=column.type), bindparam(f"{name}_id", type_=m.Invoice.id.type))
+
+    ascending = sort.is_ascending
+    rows = ordered_invoice_select(tenant_id, query, sort, with_links=True, hashed_link_probe=True).where(
+        key <= bound("last") if ascending else key >= bound("last")
+    )
+    if not first:
+        rows = rows.where(key > bound("after") if ascending else key < bound("after"))
+    subquery = rows.subquery("invoice_rows")
+    return select(projection(subquery.c)).select_from(subquery).order_by(*order_by(subquery.c, sort))
+
+
+async def stream_projected_ranges(
+    snapshot: SharedSnapshot,
+    tenant_id: uuid.UUID,
+    query: InvoiceQuery,
+    sort: InvoiceSort,
+    projection: Callable[[InvoiceRowColumns], ColumnElement[ProjectedT]],
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    helpers: int = STREAM_HELPERS,
+    range_rows: int = RANGE_ROWS,
+) -> AsyncGenerator[list[ProjectedT], None]:
+    """Every matching invoice's projected value, in order, as lists of at most `batch_size`
+    (PostgreSQL only): the values `stream_projected_batches` gives, read as described above.
+    Helper queries still running when the iteration ends early or fails are cancelled."""
+    range_rows = batch_size * max(1, range_rows // batch_size)  # whole batches per range
+    statements = {first: _range_select(tenant_id, query, sort, projection, first=first) for first in (True, False)}
+    idle: list[AsyncConnection] = []
+    busy: set[AsyncConnection] = set()
+
+    async def read_range(after: tuple[Any, Any] | None, last: tuple[Any, Any], expected: int) -> list[ProjectedT]:
+        if idle:
+            connection = idle.pop()
+        else:
+            connection = await snapshot.helper()
+            for setting in HELPER_SETTINGS:
+                await connection.execute(text(setting))
+        busy.add(connection)
+        values: dict[str, Any] = {"last_value": last[0], "last_id": last[1]}
+        if after is not None:
+            values |= {"after_value": after[0], "after_id": after[1]}
+        rows = [row[0] for row in await fetch_all(connection, statements[after is None], values, prepare=True)]
+        busy.discard(connection)
+        idle.append(connection)
+        if len(rows) != expected:
+            raise RuntimeError(f"a range of {expected} invoices read {len(rows)}: the snapshot was not shared")
+        return rows
+
+    await snapshot.leader.execute(text("SET LOCAL jit = off"))
+    keys = await snapshot.leader.stream(_keys_select(tenant_id, query, sort).execution_options(yield_per=range_rows))
+    pending: deque[asyncio.Task[list[ProjectedT]]] = deque()
+    try:
+        key_ranges = keys.partitions(range_rows)
+        after: tuple[Any, Any] | None = None
+        keys_left = True
+        while True:
+            while keys_left and len(pending) < helpers:
+                range_keys = await anext(key_ranges, None)
+                if range_keys is None:
+                    keys_left = False
+                    break
+                last = (range_keys[-1][0], range_keys[-1][1])
+                pending.append(asyncio.create_task(read_range(after, last, len(range_keys))))
+                after = last
+            if not pending:
+                return
+            values = await pending.popleft()
+            for start in range(0, len(values), batch_size):
+                yield values[start : start + batch_size]
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for connection in list(busy):
+            await snapshot.discard(connection)
+        await keys.close()
