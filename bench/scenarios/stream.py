@@ -2,11 +2,11 @@
 received and parsed by a Python client: invoices/s at the client.
 
 Ceiling (PostgreSQL): the statements StreamInvoices runs, captured from the service layer (the
-sort keys, then one statement per range of invoices: service/invoice_ranges.py), replayed through
-psycopg alone as the service runs them: the keys through a server-side cursor in a REPEATABLE
-READ transaction whose snapshot the helper connections import, the ranges on as many helpers at
-once, nothing parsed: how fast this machine's PostgreSQL produces the invoices' wire bytes, with
-no server, gRPC or client.
+ranges' boundaries, then one statement per range of invoices: service/invoice_ranges.py),
+replayed through psycopg alone as the service runs them: the boundaries through a server-side
+cursor in a REPEATABLE READ transaction whose snapshot the helper connections import, the ranges
+prepared, in binary, on as many helpers at once, nothing parsed: how fast this machine's
+PostgreSQL produces the invoices' wire bytes, with no server, gRPC or client.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from invoice_rpc.domain.errors import ViolationCollector
 from invoice_rpc.rpc.invoice_filters import sort_from_pb
 from invoice_rpc.rpc.invoice_wire import invoice_wire_column
 from invoice_rpc.service.invoice_queries import InvoiceQuery
-from invoice_rpc.service.invoice_ranges import HELPER_SETTINGS, RANGE_ROWS, STREAM_HELPERS, stream_projected_ranges
+from invoice_rpc.service.invoice_ranges import HELPER_SETTINGS, STREAM_HELPERS, stream_projected_ranges
 from invoice_rpc.storage.database import POSTGRESQL_SESSION_OPTIONS
 
 NAME = "stream"
@@ -52,7 +52,7 @@ Statement = tuple[str, dict[str, Any]]
 
 
 async def stream_statements(ctx: BenchContext) -> tuple[Statement, Statement, Statement]:
-    """(keys, first range, next range): the statements StreamInvoices sends for stream_request()
+    """(range boundaries, first range, next range): the statements StreamInvoices sends for stream_request()
     on PostgreSQL, with their parameters."""
     request = stream_request()
     violations = ViolationCollector()
@@ -65,17 +65,18 @@ async def stream_statements(ctx: BenchContext) -> tuple[Statement, Statement, St
         await anext(batches)
         await batches.aclose()
     selects = [(sql, dict(parameters or {})) for sql, parameters in statements if sql.lstrip().startswith("SELECT")]
-    keys = [s for s in selects if "invoice_wire" not in s[0] and "pg_export_snapshot" not in s[0]]
+    boundaries = [s for s in selects if "invoice_wire" not in s[0] and "pg_export_snapshot" not in s[0]]
     first = [s for s in selects if "invoice_wire" in s[0] and "after_value" not in s[1]]
     following = [s for s in selects if "invoice_wire" in s[0] and "after_value" in s[1]]
-    if len(keys) != 1 or len(first) != 1 or len(following) != 1:
-        raise AssertionError(f"expected the stream's keys and two ranges, captured {[s[:80] for s, _ in selects]}")
-    return keys[0], first[0], following[0]
+    if len(boundaries) != 1 or len(first) != 1 or len(following) != 1:
+        captured = [sql[:80] for sql, _ in selects]
+        raise AssertionError(f"expected the stream's boundaries and two ranges, captured {captured}")
+    return boundaries[0], first[0], following[0]
 
 
-def read_with_driver(url: str, keys: Statement, first: Statement, following: Statement) -> tuple[int, float]:
+def read_with_driver(url: str, boundaries: Statement, first: Statement, following: Statement) -> tuple[int, float]:
     """Every range of the stream through psycopg, STREAM_HELPERS ranges at once, all reading the
-    snapshot of the transaction that reads the keys."""
+    snapshot of the transaction that reads the ranges' boundaries."""
     helpers = [psycopg.connect(url, options=POSTGRESQL_SESSION_OPTIONS) for _ in range(STREAM_HELPERS)]
     idle = list(helpers)
 
@@ -86,7 +87,8 @@ def read_with_driver(url: str, keys: Statement, first: Statement, following: Sta
             values = parameters | {"last_value": last[0], "last_id": last[1]}
             if after is not None:
                 values |= {"after_value": after[0], "after_id": after[1]}
-            return len(connection.execute(sql, values, prepare=True).fetchall())
+            with connection.cursor(binary=True) as cursor:
+                return len(cursor.execute(sql, values, prepare=True).fetchall())
         finally:
             idle.append(connection)
 
@@ -103,12 +105,12 @@ def read_with_driver(url: str, keys: Statement, first: Statement, following: Sta
                     helper.execute(setting)
             leader.execute("SET LOCAL jit = off")
             rows = 0
-            with ThreadPoolExecutor(STREAM_HELPERS) as pool, leader.cursor(name="bench_stream_keys") as cursor:
-                cursor.execute(*keys)
+            with ThreadPoolExecutor(STREAM_HELPERS) as pool, leader.cursor(name="bench_stream_boundaries") as cursor:
+                cursor.execute(*boundaries)
                 after = None
                 futures = []
-                while range_keys := cursor.fetchmany(RANGE_ROWS):
-                    last = (range_keys[-1][0], range_keys[-1][1])
+                for sort_value, invoice_id, _position in cursor:
+                    last = (sort_value, invoice_id)
                     futures.append(pool.submit(read_range, after, last))
                     after = last
                 rows = sum(future.result() for future in futures)
@@ -126,9 +128,9 @@ async def run(ctx: BenchContext) -> list[Figure]:
     rate = median([received / seconds for received, seconds in runs])
     ceiling = None
     if ctx.is_postgresql:
-        keys, first, following = await stream_statements(ctx)
+        boundaries, first, following = await stream_statements(ctx)
         url = libpq_url(ctx.settings.url)
-        reads = await ctx.repeat(lambda: asyncio.to_thread(read_with_driver, url, keys, first, following))
+        reads = await ctx.repeat(lambda: asyncio.to_thread(read_with_driver, url, boundaries, first, following))
         for rows, _ in reads:
             if rows != ctx.big.invoices:
                 raise AssertionError(f"the stream's SQL gave {rows} rows, expected {ctx.big.invoices}")

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, bindparam, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from invoice_rpc.service.invoice_queries import (
@@ -58,11 +58,25 @@ HELPER_SETTINGS = (
 )
 
 
-def _keys_select(tenant_id: uuid.UUID, query: InvoiceQuery, sort: InvoiceSort) -> Select[Any]:
-    return (
-        select(sort_column(m.Invoice, sort), m.Invoice.id)
+def _boundaries_select(tenant_id: uuid.UUID, query: InvoiceQuery, sort: InvoiceSort) -> Select[Any]:
+    """The key (sort value, id) and position (from 1) of every `range_rows`-th matching invoice
+    and of the last one: the ends of the ranges. PostgreSQL numbers the keys as it scans them in
+    order and sends only the ends, one row in `range_rows` (Python decoding every key cost the
+    server a tenth of a core). The rows come in scan order; the caller checks that positions rise."""
+    invoice = m.Invoice
+    in_order = order_by(invoice, sort)
+    numbered = (
+        select(
+            sort_column(invoice, sort).label("sort_value"),
+            invoice.id,
+            func.row_number().over(order_by=in_order).label("position"),
+            func.lead(invoice.id).over(order_by=in_order).label("next_id"),
+        )
         .where(*invoice_filter_clauses(tenant_id, query))
-        .order_by(*order_by(m.Invoice, sort))
+        .subquery("numbered")
+    )
+    return select(numbered.c.sort_value, numbered.c.id, numbered.c.position).where(
+        or_(numbered.c.position % bindparam("range_rows") == 0, numbered.c.next_id.is_(None))
     )
 
 
@@ -123,7 +137,9 @@ async def stream_projected_ranges(
         values: dict[str, Any] = {"last_value": last[0], "last_id": last[1]}
         if after is not None:
             values |= {"after_value": after[0], "after_id": after[1]}
-        rows = [row[0] for row in await fetch_all(connection, statements[after is None], values, prepare=True)]
+        rows = [
+            row[0] for row in await fetch_all(connection, statements[after is None], values, prepare=True, binary=True)
+        ]
         busy.discard(connection)
         idle.append(connection)
         if len(rows) != expected:
@@ -131,21 +147,21 @@ async def stream_projected_ranges(
         return rows
 
     await snapshot.leader.execute(text("SET LOCAL jit = off"))
-    keys = await snapshot.leader.stream(_keys_select(tenant_id, query, sort).execution_options(yield_per=range_rows))
+    boundaries = await snapshot.leader.stream(
+        _boundaries_select(tenant_id, query, sort).execution_options(yield_per=helpers + 1),
+        {"range_rows": range_rows},
+    )
     pending: deque[asyncio.Task[list[ProjectedT]]] = deque()
     try:
-        key_ranges = keys.partitions(range_rows)
         after: tuple[Any, Any] | None = None
-        keys_left = True
+        position = 0
         while True:
-            while keys_left and len(pending) < helpers:
-                range_keys = await anext(key_ranges, None)
-                if range_keys is None:
-                    keys_left = False
-                    break
-                last = (range_keys[-1][0], range_keys[-1][1])
-                pending.append(asyncio.create_task(read_range(after, last, len(range_keys))))
-                after = last
+            while len(pending) < helpers and (end := await anext(boundaries, None)) is not None:
+                if end.position <= position:
+                    raise RuntimeError("range boundaries came out of order")
+                last = (end.sort_value, end.id)
+                pending.append(asyncio.create_task(read_range(after, last, end.position - position)))
+                after, position = last, end.position
             if not pending:
                 return
             values = await pending.popleft()
@@ -157,4 +173,4 @@ async def stream_projected_ranges(
         await asyncio.gather(*pending, return_exceptions=True)
         for connection in list(busy):
             await snapshot.discard(connection)
-        await keys.close()
+        await boundaries.close()

@@ -43,7 +43,12 @@ _prepared: weakref.WeakKeyDictionary[Select[Any], _Prepared | None] = weakref.We
 
 
 async def fetch_all(
-    connection: AsyncConnection, statement: Select[Any], values: Mapping[str, Any], *, prepare: bool = False
+    connection: AsyncConnection,
+    statement: Select[Any],
+    values: Mapping[str, Any],
+    *,
+    prepare: bool = False,
+    binary: bool = False,
 ) -> Sequence[Any]:
     """Every row of `statement` with `values` bound, as `connection.execute(...).all()` returns
     them (tuples here, Rows on the usual path; both index and unpack alike). `prepare` makes it
@@ -58,7 +63,7 @@ async def fetch_all(
         parameters[name] = process(parameters[name])
     driver_connection = (await connection.get_raw_connection()).driver_connection
     assert driver_connection is not None  # a pooled connection that is checked out
-    async with driver_connection.cursor() as cursor:
+    async with driver_connection.cursor(binary=binary) as cursor:
         try:
             await cursor.execute(prepared.compiled.string, parameters, prepare=prepare or None)
             rows: list[Any] = await cursor.fetchall()
