@@ -162,7 +162,7 @@ class InvoiceReadHandlers:
 
     async def StreamInvoices(
         self, request: isvc.StreamInvoicesRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[isvc.StreamInvoicesResponse]:
+    ) -> AsyncIterator[isvc.StreamInvoicesResponse | bytes]:
         tenant_id = current_caller().tenant_id
         violations = ViolationCollector()
         query = query_from_pb(request.filter, violations)
@@ -177,15 +177,14 @@ class InvoiceReadHandlers:
         if not full and self.db.dialect == "postgresql":
             # The basic view on PostgreSQL: the database writes each invoice's wire bytes, several
             # backends at once (invoice_ranges.py), and Python only frames them (invoice_wire.py).
-            # The generated handler serializes a message, so the frame is parsed back: upb does
-            # that in about 0.6 µs an invoice.
+            # The frames are sent as they are (server.add_invoice_service).
             async with self.db.shared_snapshot() as snapshot:
                 wire_batches = invoice_ranges.stream_projected_ranges(
                     snapshot, tenant_id, query, sort, invoice_wire_column, batch_size=batch_size
                 )
                 try:
                     async for wire in wire_batches:
-                        yield isvc.StreamInvoicesResponse.FromString(frame_stream_response(wire))
+                        yield frame_stream_response(wire)
                 finally:
                     await wire_batches.aclose()
             return
