@@ -2,15 +2,16 @@
 
 One backend writes an invoice's wire bytes in about 25 µs (rpc/invoice_wire.py), so one cursor
 caps a stream near 40,000 invoices/s however many cores the database has. Here the leader
-connection reads only the sort keys of the matching invoices (an index scan: over a million keys
-a second) and cuts them into ranges of `range_rows` invoices; helper connections each read one
-whole range with the projection, `helpers` ranges ahead of the one being sent, and the ranges
-are sent in order. Every connection reads the leader's snapshot (storage/shared_snapshot.py), so
-the stream is exactly what one cursor in one transaction would give. Memory: at most
-`helpers + 1` ranges of projected values at once.
+connection scans the sort keys of the matching invoices (an index-only scan) and PostgreSQL
+sends back only every `range_rows`-th key and the last: the ends of the ranges. Helper
+connections each read one whole range with the projection (prepared once, in binary), `helpers`
+ranges ahead of the one being sent, and the ranges are sent in order. Every connection reads the
+leader's snapshot (storage/shared_snapshot.py), so the stream is exactly what one cursor in one
+transaction would give; each range's row count is checked against its boundaries. Memory: at
+most `helpers + 1` ranges of projected values at once (~4 MB each for the wire bytes).
 
-On the 1M-invoice bench database (2 cores) two helpers read the wire bytes at 54,000 invoices/s
-against 29,000 for one cursor.
+On the 1M-invoice bench database (2 cores), read by psycopg alone: 53,000-56,000 invoices/s,
+against 29,000-32,000 for one cursor; StreamInvoices end to end went from 25,000 to 48,000.
 """
 
 from __future__ import annotations
