@@ -4,11 +4,13 @@ given back however the stream ends."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from invoice_rpc.v1 import invoice_service_pb2 as isvc
 from invoice_rpc.v1 import resources_pb2 as pb
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
@@ -222,3 +224,22 @@ async def test_a_helper_opened_after_a_commit_still_reads_the_leaders_snapshot(a
         seen_now = (await s.execute(count)).scalar_one()
 
     assert (seen_by_helper, seen_by_leader, seen_now) == (3, 3, 5)
+
+
+async def test_a_caller_cancelling_stream_invoices_gives_every_connection_back(api: Api) -> None:
+    require_postgresql(api)
+    # More than HTTP/2's flow-control window holds: the server is still sending when cancelled.
+    await make_invoices_with_ties(api, 600)
+    idle = checked_out(api)
+
+    call = api.invoices.StreamInvoices(isvc.StreamInvoicesRequest(batch_size=1), metadata=api.metadata)
+    first = await anext(aiter(call))
+    assert checked_out(api) == idle + 2  # the leader and the helper reading the one range
+    call.cancel()
+    for _ in range(200):  # the server closes the stream after the cancellation reaches it
+        if checked_out(api) == idle:
+            break
+        await asyncio.sleep(0.01)
+
+    assert len(first.invoices) == 1
+    assert checked_out(api) == idle
