@@ -1,5 +1,5 @@
 """StreamInvoices' basic view on PostgreSQL read by several backends (service/invoice_ranges.py):
-the same invoices in the same order as one cursor, from one snapshot, with every connection
+the same invoices in the same order as one cursor (the Python path), from one snapshot, with every connection
 given back however the stream ends."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 
 from invoice_rpc.domain.enums import BillingType, InvoiceStatus, SortDirection, SortField
+from invoice_rpc.rpc.convert import invoice_to_pb
 from invoice_rpc.rpc.invoice_wire import invoice_wire_column
 from invoice_rpc.service import invoice_queries
 from invoice_rpc.service.invoice_queries import InvoiceQuery, InvoiceSort
@@ -48,10 +49,11 @@ async def make_invoices_with_ties(api: Api, count: int) -> list[uuid.UUID]:
         )
 
 
-async def one_cursor(api: Api, query: InvoiceQuery, sort: InvoiceSort, projection: Any = invoice_wire_column) -> list:
+async def python_path(api: Api, query: InvoiceQuery, sort: InvoiceSort) -> list[pb.Invoice]:
+    """The invoices as one cursor reads them and Python builds them (the full view's path)."""
     async with api.db.read() as s:
-        batches = invoice_queries.stream_projected_batches(s, api.tenant_id, query, sort, projection)
-        return [value async for batch in batches for value in batch]
+        batches = invoice_queries.stream_invoice_batches(s, api.tenant_id, query, sort)
+        return [invoice_to_pb(record) async for batch in batches for record in batch]
 
 
 async def ranges(
@@ -94,7 +96,8 @@ async def test_ranges_give_what_one_cursor_gives_in_every_order(
     batches = await ranges(api, InvoiceQuery(), sort)
 
     assert [len(batch) for batch in batches] == [2] * 11 + [1]
-    assert [wire for batch in batches for wire in batch] == await one_cursor(api, InvoiceQuery(), sort)
+    invoices = [pb.Invoice.FromString(wire) for batch in batches for wire in batch]
+    assert invoices == await python_path(api, InvoiceQuery(), sort)
 
 
 async def test_filters_apply_to_every_range(api: Api, other_api: Api) -> None:
@@ -105,10 +108,10 @@ async def test_filters_apply_to_every_range(api: Api, other_api: Api) -> None:
 
     values = [wire for batch in await ranges(api, query, InvoiceSort(), range_rows=3, batch_size=3) for wire in batch]
 
-    expected = await one_cursor(api, query, InvoiceSort())
+    expected = await python_path(api, query, InvoiceSort())
     assert len(expected) == 10
-    assert values == expected
-    assert {pb.Invoice.FromString(wire).status for wire in values} == {pb.INVOICE_STATUS_PAID}
+    assert [pb.Invoice.FromString(wire) for wire in values] == expected
+    assert {invoice.status for invoice in expected} == {pb.INVOICE_STATUS_PAID}
 
 
 async def test_a_range_is_whole_batches(api: Api) -> None:
@@ -141,7 +144,7 @@ async def test_the_stream_reads_one_snapshot_while_invoices_change(api: Api) -> 
     require_postgresql(api)
     ids = await make_invoices_with_ties(api, 12)
     sort = InvoiceSort(direction=SortDirection.ASC)
-    before = await one_cursor(api, InvoiceQuery(), sort, lambda row: row["id"])
+    before = [uuid.UUID(invoice.invoice_ref) for invoice in await python_path(api, InvoiceQuery(), sort)]
 
     seen: list[uuid.UUID] = []
     async with api.db.shared_snapshot() as snapshot:
@@ -178,7 +181,7 @@ async def test_a_stream_closed_early_gives_every_connection_back(api: Api) -> No
 
     assert len(first) == 2
     assert checked_out(api) == idle
-    assert len(await one_cursor(api, InvoiceQuery(), InvoiceSort())) == 40  # the pool still works
+    assert len(await python_path(api, InvoiceQuery(), InvoiceSort())) == 40  # the pool still works
 
 
 async def test_a_failing_range_fails_the_stream_and_gives_every_connection_back(api: Api) -> None:

@@ -12,14 +12,15 @@ import grpc
 import pytest
 from invoice_rpc.v1 import invoice_service_pb2 as isvc
 from invoice_rpc.v1 import resources_pb2 as pb
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from invoice_rpc.domain.enums import BillingType, InvoiceStatus, PaymentTerm, SortDirection, SortField
 from invoice_rpc.rpc.convert import invoice_to_pb
 from invoice_rpc.rpc.invoice_wire import FIELDS_NOT_IN_BASIC_VIEW, encoded_field_numbers, invoice_wire_column
 from invoice_rpc.service import invoice_queries
-from invoice_rpc.service.invoice_queries import InvoiceQuery, InvoiceSort
+from invoice_rpc.service.invoice_queries import InvoiceQuery, InvoiceSort, order_by, ordered_invoice_select
+from invoice_rpc.service.invoice_ranges import stream_projected_ranges
 from invoice_rpc.service.invoice_records import invoice_record_select
 from invoice_rpc.storage import models as m
 from tests.conftest import Api
@@ -29,7 +30,6 @@ from tests.factories import (
     make_customer,
     make_data_source,
     make_invoice,
-    make_invoices_bulk,
     make_plan,
     utc,
 )
@@ -210,12 +210,24 @@ async def python_invoices(api: Api) -> list[pb.Invoice]:
         return [invoice_to_pb(record) async for batch in batches for record in batch]
 
 
-async def wire_invoices(api: Api, *, batch_size: int = 500) -> list[bytes]:
-    async with api.db.read() as s:
-        batches = invoice_queries.stream_projected_batches(
-            s, api.tenant_id, InvoiceQuery(), InvoiceSort(), invoice_wire_column, batch_size=batch_size
+DEFAULT_QUERY = InvoiceQuery()
+DEFAULT_SORT = InvoiceSort()
+
+
+async def wire_batches(
+    api: Api, query: InvoiceQuery = DEFAULT_QUERY, sort: InvoiceSort = DEFAULT_SORT, *, batch_size: int = 500
+) -> list[list[bytes]]:
+    """The wire bytes StreamInvoices sends, as the service reads them (service/invoice_ranges.py),
+    in ranges of 8 so that every test reads several."""
+    async with api.db.shared_snapshot() as snapshot:
+        batches = stream_projected_ranges(
+            snapshot, api.tenant_id, query, sort, invoice_wire_column, batch_size=batch_size, range_rows=8
         )
-        return [wire async for batch in batches for wire in batch]
+        return [batch async for batch in batches]
+
+
+async def wire_invoices(api: Api, query: InvoiceQuery = DEFAULT_QUERY, sort: InvoiceSort = DEFAULT_SORT) -> list[bytes]:
+    return [wire for batch in await wire_batches(api, query, sort) for wire in batch]
 
 
 def test_every_invoice_field_is_encoded_or_left_out_by_the_basic_view() -> None:
@@ -274,13 +286,12 @@ async def test_wire_bytes_do_not_depend_on_the_session_time_zone(api: Api) -> No
     await make_every_kind_of_invoice(api)
     expected = await python_invoices(api)
 
+    rows = ordered_invoice_select(api.tenant_id, DEFAULT_QUERY, DEFAULT_SORT, with_links=True).subquery("rows")
+    wire_in_order = select(invoice_wire_column(rows.c)).select_from(rows).order_by(*order_by(rows.c, DEFAULT_SORT))
     async with api.db.read() as s:
         # A zone whose offsets before 1937 were not whole minutes (+00:19:32).
         await s.execute(text("SET LOCAL TIME ZONE 'Europe/Amsterdam'"))
-        batches = invoice_queries.stream_projected_batches(
-            s, api.tenant_id, InvoiceQuery(), InvoiceSort(), invoice_wire_column
-        )
-        invoices = [pb.Invoice.FromString(wire) async for batch in batches for wire in batch]
+        invoices = [pb.Invoice.FromString(wire) for wire in (await s.execute(wire_in_order)).scalars()]
 
     assert invoices == expected
 
@@ -295,41 +306,16 @@ async def test_every_sort_order_is_the_python_paths(api: Api, field: SortField, 
     async with api.db.read() as s:
         records = invoice_queries.stream_invoice_batches(s, api.tenant_id, InvoiceQuery(), sort)
         expected = [str(record.id) async for batch in records for record in batch]
-    async with api.db.read() as s:
-        batches = invoice_queries.stream_projected_batches(s, api.tenant_id, InvoiceQuery(), sort, invoice_wire_column)
-        refs = [pb.Invoice.FromString(wire).invoice_ref async for batch in batches for wire in batch]
+    refs = [pb.Invoice.FromString(wire).invoice_ref for wire in await wire_invoices(api, sort=sort)]
 
     assert refs == expected
-
-
-async def test_projected_batches_give_one_value_per_invoice_in_order(api: Api) -> None:
-    # The service function itself is not PostgreSQL's: any projection, on either database.
-    async with api.db.write() as s:
-        ids = await make_invoices_bulk(s, api.tenant_id, 7)
-
-    async with api.db.read() as s:
-        batches = invoice_queries.stream_projected_batches(
-            s,
-            api.tenant_id,
-            InvoiceQuery(),
-            InvoiceSort(direction=SortDirection.ASC),
-            lambda row: row["id"],
-            batch_size=3,
-        )
-        values = [batch async for batch in batches]
-
-    assert values == [ids[0:3], ids[3:6], ids[6:7]]
 
 
 async def test_batches_keep_order_and_size(api: Api) -> None:
     require_postgresql(api)
     await make_every_kind_of_invoice(api)
 
-    async with api.db.read() as s:
-        batches = invoice_queries.stream_projected_batches(
-            s, api.tenant_id, InvoiceQuery(), InvoiceSort(), invoice_wire_column, batch_size=5
-        )
-        sizes = [len(batch) async for batch in batches]
+    sizes = [len(batch) for batch in await wire_batches(api, batch_size=5)]
     expected = await python_invoices(api)
 
     assert sizes == [5] * (len(expected) // 5) + ([len(expected) % 5] if len(expected) % 5 else [])
@@ -375,14 +361,7 @@ async def test_filters_apply_to_the_wire_path(api: Api, other_api: Api) -> None:
         await make_invoice(s, api.tenant_id, status=InvoiceStatus.SENT)
         await make_invoice(s, other_api.tenant_id, status=InvoiceStatus.PAID)
 
-    async with api.db.read() as s:
-        batches = invoice_queries.stream_projected_batches(
-            s,
-            api.tenant_id,
-            InvoiceQuery(statuses=(InvoiceStatus.PAID,), billing_types=(BillingType.SUBSCRIPTION,)),
-            InvoiceSort(),
-            invoice_wire_column,
-        )
-        refs = [pb.Invoice.FromString(wire).invoice_ref async for batch in batches for wire in batch]
+    query = InvoiceQuery(statuses=(InvoiceStatus.PAID,), billing_types=(BillingType.SUBSCRIPTION,))
+    refs = [pb.Invoice.FromString(wire).invoice_ref for wire in await wire_invoices(api, query)]
 
     assert refs == [str(paid.id)]

@@ -27,7 +27,8 @@ What it costs (1M-invoice bench database, 2 cores): Python's share of a streamed
 about 55 µs to 6 µs; PostgreSQL's rises from about 20 µs (text output of the record's columns) to
 about 25 µs, of which the encoding is some 17 µs (the interpreter evaluating ~40 fields), so a
 stream is bound by the database backend. Planning the statement takes ~50 ms (the helpers inlined
-into ~40 fields); JIT must stay off (stream_projected_batches does that).
+into ~40 fields), once per connection that reads ranges of a stream (service/invoice_ranges.py);
+JIT must stay off (invoice_ranges sets that).
 """
 
 from __future__ import annotations

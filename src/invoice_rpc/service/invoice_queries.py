@@ -19,12 +19,12 @@ from __future__ import annotations
 import functools
 import math
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnCollection
@@ -44,9 +44,8 @@ from invoice_rpc.service.page_tokens import decode_page_token, encode_page_token
 from invoice_rpc.storage import models as m
 from invoice_rpc.storage.driver_rows import fetch_all
 
-# The columns a `stream_projected_batches` projection reads: an InvoiceRecord row's, by field name.
+# The columns a projection of invoice_ranges reads: an InvoiceRecord row's, by field name.
 InvoiceRowColumns = ColumnCollection[str, ColumnElement[Any]]
-ProjectedT = TypeVar("ProjectedT")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -445,46 +444,6 @@ async def stream_invoice_batches(
         async for rows in result.partitions():
             records = [record_from_row(r) for r in rows]
             yield await attach_children(session, records, with_line_items=with_line_items, links_loaded=links)
-    finally:
-        await result.close()
-
-
-async def stream_projected_batches(
-    session: AsyncSession,
-    tenant_id: uuid.UUID,
-    query: InvoiceQuery,
-    sort: InvoiceSort,
-    projection: Callable[[InvoiceRowColumns], ColumnElement[ProjectedT]],
-    *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> AsyncGenerator[list[ProjectedT], None]:
-    """Every matching invoice, in order, as lists of at most `batch_size` values the database
-    computes, one per invoice: `projection` gets the columns of the invoice's InvoiceRecord row
-    (named as the record's fields; on PostgreSQL with the linked ids as arrays), which belong to a
-    subquery of the statement, and returns the one column to select.
-
-    Memory stays constant as in `stream_invoice_batches` (server-side cursor, `yield_per`); the
-    cursor is closed when the iteration ends, fails or is closed early."""
-    links = links_in_select(session)
-    rows = ordered_invoice_select(tenant_id, query, sort, with_links=links, hashed_link_probe=True).subquery(
-        "invoice_rows"
-    )
-    stmt = (
-        select(projection(rows.c))
-        .select_from(rows)
-        .order_by(*order_by(rows.c, sort))
-        .execution_options(yield_per=batch_size)
-    )
-    connection = await core_connection(session)
-    if connection.dialect.name == "postgresql":
-        # A projection is a wide expression evaluated once per row: PostgreSQL's JIT would spend
-        # seconds compiling it (43 s for the invoice wire bytes) to save far less. The setting
-        # ends with the read transaction.
-        await connection.execute(text("SET LOCAL jit = off"))
-    result = await connection.stream(stmt)
-    try:
-        async for batch in result.scalars().partitions():
-            yield list(batch)
     finally:
         await result.close()
 

@@ -120,7 +120,8 @@ async def stream_projected_ranges(
     range_rows: int = RANGE_ROWS,
 ) -> AsyncGenerator[list[ProjectedT], None]:
     """Every matching invoice's projected value, in order, as lists of at most `batch_size`
-    (PostgreSQL only): the values `stream_projected_batches` gives, read as described above.
+    (PostgreSQL only): `projection` gets the columns of the invoice's InvoiceRecord row (named as
+    the record's fields, with the linked ids as arrays) and returns the one column to select.
     Helper queries still running when the iteration ends early or fails are cancelled."""
     range_rows = batch_size * max(1, range_rows // batch_size)  # whole batches per range
     statements = {first: _range_select(tenant_id, query, sort, projection, first=first) for first in (True, False)}
