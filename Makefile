@@ -44,7 +44,7 @@ lint: setup
 	$(BIN)/ruff check src tests clients/python/src/invoice_rpc_client $(wildcard bench)
 
 typecheck: setup
-	$(BIN)/mypy src clients/python/src/invoice_rpc_client
+	$(BIN)/mypy src clients/python/src/invoice_rpc_client $(wildcard bench)
 
 clean:
 	rm -rf $(VENV) var build protos/.third_party

@@ -129,7 +129,8 @@ async def run_h2load(
 
 async def run_python_load(spec: dict[str, object], *, processes: int = 2) -> LoadResult:
     """`python -m bench.pyload` in `processes` processes sharing the concurrency."""
-    concurrency = int(spec["concurrency"])  # type: ignore[arg-type]
+    concurrency = spec["concurrency"]
+    assert isinstance(concurrency, int)
     processes = max(1, min(processes, concurrency))
     shares = [concurrency // processes + (1 if i < concurrency % processes else 0) for i in range(processes)]
     before = await _children_cpu()

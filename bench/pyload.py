@@ -24,7 +24,9 @@ async def _grpc(spec: dict[str, Any]) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     async with grpc.aio.insecure_channel(spec["target"]) as channel:
-        call = channel.unary_unary(spec["method"], request_serializer=None, response_deserializer=None)
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+            spec["method"], request_serializer=None, response_deserializer=None
+        )
         await call(body, metadata=metadata)
         deadline = time.perf_counter() + spec["seconds"]
 

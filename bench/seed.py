@@ -21,7 +21,7 @@ import sqlite3
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -105,8 +105,8 @@ class _Reference:
     data_source_ids: list[uuid.UUID]
     customers: list[tuple[uuid.UUID, uuid.UUID, str, uuid.UUID | None]]  # id, source, external id, company
     contracts: list[tuple[uuid.UUID, uuid.UUID]]  # id, customer id
-    plans: dict[uuid.UUID, list[uuid.UUID]]  # by data source
-    issuers: list[uuid.UUID]
+    plans: Mapping[uuid.UUID, Sequence[uuid.UUID | None]]  # by data source (None: the SQLite ceiling has none)
+    issuers: Sequence[uuid.UUID | None]
     payment_means: list[uuid.UUID]
     plan_external_ids: list[str] = field(default_factory=list)
 
@@ -539,7 +539,7 @@ def _produce_copy_data(
     rng.setstate(rng_state)
     counters = _Counters()
     formatters = {table: TextFormatter(Transformer(), encoding="utf-8") for table in _BULK_TABLES}
-    chunks: dict[str, list[bytes]] = {table: [] for table in _BULK_TABLES}
+    chunks: dict[str, list[bytes | bytearray | memoryview]] = {table: [] for table in _BULK_TABLES}
 
     def send_block() -> None:
         for table, formatter in formatters.items():
@@ -762,7 +762,7 @@ def insert_invoices_rolled_back_sqlite(url: str, tenant_id: uuid.UUID, count: in
             contracts=[(uuid.uuid4(), uuid.uuid4())] * CONTRACTS,
             plans=defaultdict(lambda: [None] * len(PLANS)),
             issuers=[None] * ISSUERS,
-            payment_means=[uuid.uuid4()] * PAYMENT_MEANS,  # type: ignore[list-item]
+            payment_means=[uuid.uuid4()] * PAYMENT_MEANS,
         )
         rng = random.Random(SEED)
         rows = []

@@ -87,7 +87,9 @@ class ServerFleet:
                 raise RuntimeError(f"servers not serving after {limit_seconds} s; see {self.log_path}")
             try:
                 async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as channel:
-                    reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+                    stub = health_pb2_grpc.HealthStub(channel)
+                    # grpc_health ships no type stubs: mypy sees the stub class without its methods.
+                    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)  # type: ignore[attr-defined]
                     serving += reply.status == health_pb2.HealthCheckResponse.SERVING
             except grpc.aio.AioRpcError:
                 await asyncio.sleep(0.2)

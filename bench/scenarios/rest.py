@@ -54,7 +54,7 @@ async def run(ctx: BenchContext) -> list[Figure]:
                 p,
                 key=ctx.big.api_key,
                 concurrency=CONCURRENCY,
-                seconds=seconds,  # type: ignore[union-attr]
+                seconds=seconds,
             )
         )
         if any(r.errors for r in direct + rest):
