@@ -47,11 +47,12 @@ ProjectedT = TypeVar("ProjectedT")
 STREAM_HELPERS = 2
 RANGE_ROWS = 10_000
 
-# Set in each helper transaction. The projection is a wide expression evaluated per row: JIT would spend
-# seconds compiling it to save far less. Planning a range costs ~60 ms (the projection's inlined
-# helpers) against ~300 ms to run it, so each helper prepares the statement once and keeps one
-# generic plan (an index scan bounded by both keys). The ranges are this module's parallelism:
-# parallel workers inside a range would only compete with the other helper for the same cores.
+# Set in each helper transaction. The projection is a wide expression evaluated per row: JIT
+# would spend seconds compiling it to save far less. Planning a range costs ~60 ms (the
+# projection's inlined helpers) against ~300 ms to run it, so each helper prepares the statement
+# once and keeps one generic plan (an index scan bounded by both keys). The ranges are this
+# module's parallelism: parallel workers inside a range would only compete with the other helper
+# for the same cores.
 HELPER_SETTINGS = (
     "SET LOCAL jit = off",
     "SET LOCAL plan_cache_mode = force_generic_plan",
@@ -126,16 +127,17 @@ async def stream_projected_ranges(
     range_rows = batch_size * max(1, range_rows // batch_size)  # whole batches per range
     statements = {first: _range_select(tenant_id, query, sort, projection, first=first) for first in (True, False)}
     idle: list[AsyncConnection] = []
-    busy: set[AsyncConnection] = set()
+    busy: set[AsyncConnection] = set()  # running a statement: discarded if interrupted
 
     async def read_range(after: tuple[Any, Any] | None, last: tuple[Any, Any], expected: int) -> list[ProjectedT]:
         if idle:
             connection = idle.pop()
+            busy.add(connection)
         else:
             connection = await snapshot.helper()
+            busy.add(connection)
             for setting in HELPER_SETTINGS:
                 await connection.execute(text(setting))
-        busy.add(connection)
         values: dict[str, Any] = {"last_value": last[0], "last_id": last[1]}
         if after is not None:
             values |= {"after_value": after[0], "after_id": after[1]}
