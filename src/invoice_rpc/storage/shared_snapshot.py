@@ -70,8 +70,14 @@ class SharedSnapshot:
     ) -> None:
         connections, self._helpers = [*self._helpers, self.leader], []
         self._leader = None
-        for connection in connections:
-            await connection.close()
+        failure: BaseException | None = None
+        for connection in connections:  # every one, even after one fails to close
+            try:
+                await connection.close()
+            except BaseException as closing_error:
+                failure = failure or closing_error
+        if failure is not None and error is None:
+            raise failure
 
 
 async def _open_transaction(engine: AsyncEngine) -> AsyncConnection:
