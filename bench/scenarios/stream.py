@@ -52,8 +52,8 @@ Statement = tuple[str, dict[str, Any]]
 
 
 async def stream_statements(ctx: BenchContext) -> tuple[Statement, Statement, Statement]:
-    """(range boundaries, first range, next range): the statements StreamInvoices sends for stream_request()
-    on PostgreSQL, with their parameters."""
+    """(range boundaries, first range, next range): the statements StreamInvoices sends for
+    stream_request() on PostgreSQL, with their parameters."""
     request = stream_request()
     violations = ViolationCollector()
     sort = sort_from_pb(request.sort_field, request.sort_direction, violations)
@@ -104,7 +104,6 @@ def read_with_driver(url: str, boundaries: Statement, first: Statement, followin
                 for setting in HELPER_SETTINGS:  # as the service's helpers run the ranges
                     helper.execute(setting)
             leader.execute("SET LOCAL jit = off")
-            rows = 0
             with ThreadPoolExecutor(STREAM_HELPERS) as pool, leader.cursor(name="bench_stream_boundaries") as cursor:
                 cursor.execute(*boundaries)
                 after = None

@@ -341,7 +341,7 @@ def _page_statement(shape: _PageShape) -> Select[Any]:
         column = _SORT_COLUMNS[shape.sort.field]
         value = bindparam("cursor_value", type_=column.type)
         last_id = bindparam("cursor_id", type_=invoice.id.type)
-        if shape.sort.direction is SortDirection.ASC:
+        if shape.sort.is_ascending:
             clauses.append(or_(column > value, and_(column == value, invoice.id > last_id)))
         else:
             clauses.append(or_(column < value, and_(column == value, invoice.id < last_id)))
@@ -460,7 +460,7 @@ def _after_cursor(sort: InvoiceSort, cursor: _Cursor) -> ColumnElement[bool]:
     """Rows strictly after the cursor in sort order, written as OR/AND so that it reads the same
     on every database (no row-value comparison)."""
     column = _SORT_COLUMNS[sort.field]
-    if sort.direction is SortDirection.ASC:
+    if sort.is_ascending:
         return or_(column > cursor.sort_value, and_(column == cursor.sort_value, m.Invoice.id > cursor.last_id))
     return or_(column < cursor.sort_value, and_(column == cursor.sort_value, m.Invoice.id < cursor.last_id))
 

@@ -7,8 +7,7 @@ run per request (a list page's shape, `invoice_queries._page_statement`) that wa
 a page's ~2 ms (A/B on the 1M bench database). `fetch_all` compiles such a statement once, and
 each call hands the compiled SQL and the bound values to the driver and applies the columns'
 result processors itself: the same bind and result processing SQLAlchemy would do, so rows and
-values are the same as
-`(await connection.execute(statement, values)).all()` gives. Statements that must be rendered
+values are the same as `(await connection.execute(statement, values)).all()` gives. Statements that must be rendered
 again per call (expanding IN lists, literal_execute parameters) and other dialects take that
 usual path. What runs here passes no engine event (before_cursor_execute and the like): a tracer
 hooked to the engine does not see these statements.
@@ -37,8 +36,9 @@ class _Prepared:
     result_processors: tuple[tuple[int, Processor], ...] | None = None
 
 
-# Keyed by the statement object itself: only statements that outlive a request (built once and
-# cached by their module) are worth preparing, and a dropped statement drops its entry.
+# Keyed by the statement object itself: only statements run many times (a page shape cached by
+# its module, a stream's range statement) are worth preparing, and a dropped statement drops its
+# entry.
 _prepared: weakref.WeakKeyDictionary[Select[Any], _Prepared | None] = weakref.WeakKeyDictionary()
 
 
@@ -53,7 +53,9 @@ async def fetch_all(
     """Every row of `statement` with `values` bound, as `connection.execute(...).all()` returns
     them (tuples here, Rows on the usual path; both index and unpack alike). `prepare` makes it
     a prepared statement of the connection from the first call (psycopg otherwise prepares a
-    statement on its sixth), for a statement that costs much more to plan than to run again."""
+    statement on its sixth), for a statement that costs much more to plan than to run again.
+    `binary` has the rows sent in PostgreSQL's binary format: bytea as its bytes rather than hex
+    text (half the bytes, and no hex to write or read); the Python values are the same."""
     prepared = _prepare(statement, connection.dialect)
     if prepared is None:
         usual: Sequence[Any] = (await connection.execute(statement, dict(values))).all()
