@@ -1,13 +1,21 @@
 """Invoices as protobuf wire bytes written by PostgreSQL, for StreamInvoices' basic view.
 
 Building a pb.Invoice in Python costs tens of microseconds per invoice; PostgreSQL can write the
-same bytes in the SELECT that reads the invoice. `invoice_wire_column` builds that expression over
-the columns of an InvoiceRecord row (`invoice_records.invoice_record_select`, with the linked ids):
-for every row it gives bytes that `pb.Invoice.FromString` parses to a message equal to
+same bytes. `invoice_wire_column` builds that expression over the columns of an InvoiceRecord
+row (`invoice_records.invoice_record_select`, with the linked ids and `own_wire`): for every row
+it gives bytes that `pb.Invoice.FromString` parses to a message equal to
 `convert.invoice_to_pb(record)` without line items. `frame_stream_response` then puts a batch of
 them into StreamInvoicesResponse bytes, which costs Python one join per batch.
 
-How the expression is made:
+Two parts, concatenated (parsers take fields in any order):
+- The invoice's own fields (OWN_FIELDS: its columns) are written once per write, not once per
+  stream: a trigger of migration 0006 stores them in `invoices.own_wire`, with the PL/pgSQL body
+  `own_wire_trigger_body` generates (frozen in the migration; a test compares the two).
+  `own_wire_expression` computes the same bytes as one SQL expression, for tests.
+- The fields that come from other tables (LINKED_FIELDS: customer, contract, companies, plan,
+  order, linked ids) are written as the stream reads them: a parent renamed shows at once.
+
+How the expressions are made:
 - Which column feeds which field is written once, below (`_INVOICE_FIELDS`), following
   `invoice_to_pb`; enum numbers come from convert.py's tables. Field numbers, wire types and
   nesting come from the message descriptors, and every field of pb.Invoice must have a source
@@ -17,25 +25,24 @@ How the expression is made:
   default (0, "", false, or NULL here) is left out unless it has presence (a oneof member); a
   nested message is written when it is set, even with every field at its default (an empty body).
 - PostgreSQL evaluates an expression once per reference and an inlined helper references its
-  arguments several times, so values are computed in stages, each a subquery kept apart from the
-  next (OFFSET 0): stage 0 reads the row's columns once (text as UTF-8, timestamps as seconds and
-  nanos, dates as year/month/day, enums as numbers); each later stage writes the messages whose
-  fields are all ready in the stage below (Timestamp and Date, then Period, then the Invoice).
-  The whole is one scalar subquery per row.
+  arguments several times, so values are computed in stages: stage 0 reads the row's columns once
+  (text as UTF-8, timestamps as seconds and nanos, dates as year/month/day, enums as numbers);
+  each later stage writes the messages whose fields are all ready in the stage below (Timestamp
+  and Date, then Period, then the Invoice). In a SELECT each stage is a subquery kept apart from
+  the next (OFFSET 0), the whole one scalar subquery per row; in the trigger each staged value
+  is a PL/pgSQL variable.
 
-What it costs (1M-invoice bench database, 2 cores): Python's share of a streamed invoice falls from
-about 55 µs to 6 µs; PostgreSQL's rises from about 20 µs (text output of the record's columns) to
-about 25 µs, of which the encoding is some 17 µs (the interpreter evaluating ~40 fields), so a
-stream is bound by the database backend. Planning the statement takes ~50 ms (the helpers inlined
-into ~40 fields), once per connection that reads ranges of a stream (service/invoice_ranges.py);
-JIT must stay off (invoice_ranges sets that).
+What it costs (1M-invoice bench database, 2 cores): writing all ~40 fields cost a backend ~25 µs
+per streamed invoice, ~17 µs of it the encoding; the own fields now cost ~18 µs per write
+instead. Planning the linked part takes a few ms, once per connection that reads ranges of a
+stream (service/invoice_ranges.py); JIT must stay off (invoice_ranges sets that).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from invoice_rpc.v1 import invoice_service_pb2 as isvc
@@ -55,13 +62,22 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from invoice_rpc.rpc.convert import ACCOUNTING_EVENT_TO_PB, BILLING_TYPE_TO_PB, PAYMENT_TERM_TO_PB, STATUS_TO_PB
 from invoice_rpc.service.invoice_queries import InvoiceRowColumns
+from invoice_rpc.storage import models as m
+
+
+class _Columns(Protocol):
+    """Columns by name: an InvoiceRecord row's (InvoiceRowColumns) or a trigger's NEW row."""
+
+    def __getitem__(self, name: str, /) -> ColumnElement[Any]: ...
+
 
 # A scalar field's value, read from the row.
-_Source = Callable[[InvoiceRowColumns], ColumnElement[Any]]
+_Source = Callable[[_Columns], ColumnElement[Any]]
 
 # pb.Invoice fields the basic view leaves unset.
 FIELDS_NOT_IN_BASIC_VIEW = frozenset({"line_items"})
@@ -133,7 +149,7 @@ def _date(name: str) -> _Nested:
     )
 
 
-def _payment_term(row: InvoiceRowColumns) -> ColumnElement[Any]:
+def _payment_term(row: _Columns) -> ColumnElement[Any]:
     # NetTerms is a oneof: invoice_to_pb sets the payment term only when there are no days.
     term = _enum_number(row["payment_term"], PAYMENT_TERM_TO_PB, "Invoice.payment_term")
     return case((row["net_terms_days"].is_(None), term), else_=null())
@@ -198,6 +214,24 @@ _INVOICE_FIELDS: dict[str, _Source | _Nested] = {
     "create_time": _timestamp("created_at"),
     "update_time": _timestamp("updated_at"),
 }
+
+
+# pb.Invoice fields whose values come from other tables: the invoice's parents (customer,
+# contract, companies, plan, order) and its links. The rest are the invoice's own columns, written
+# once per write into `invoices.own_wire` (migration 0006) rather than once per streamed invoice.
+LINKED_FIELDS = frozenset(
+    {
+        "customer",
+        "contract",
+        "issuer_company_id",
+        "receiver_company_id",
+        "plan_id",
+        "order_id",
+        "payment_means_ids",
+        "document_ids",
+        "person_ids",
+    }
+)
 
 
 def encoded_field_numbers() -> frozenset[int]:
@@ -284,7 +318,7 @@ class _Piece:
     build: Callable[[_Get], ColumnElement[bytes]]
 
 
-def _field_piece(descriptor: FieldDescriptor, source: _Source | _Nested, row: InvoiceRowColumns) -> _Piece:
+def _field_piece(descriptor: FieldDescriptor, source: _Source | _Nested, row: _Columns) -> _Piece:
     tag = _tag(descriptor)
     name = descriptor.full_name
     if descriptor.type == FieldDescriptor.TYPE_MESSAGE:
@@ -317,7 +351,7 @@ def _field_piece(descriptor: FieldDescriptor, source: _Source | _Nested, row: In
 def _message_body(
     descriptor: Descriptor,
     sources: Mapping[str, _Source | _Nested],
-    row: InvoiceRowColumns,
+    row: _Columns,
     *,
     present: ColumnElement[bool] | None,
     not_encoded: Iterable[str] = (),
@@ -347,13 +381,11 @@ def _message_body(
     return _above([*inputs, is_set], lambda get: case((get(is_set), fields(get)), else_=null()))
 
 
-def _staged_select(result: _Staged) -> ColumnElement[bytes]:
-    """`result` as a scalar subquery of nested subqueries, one per stage below it. Each stage
-    selects its own values and passes on the lower ones a higher stage still needs; OFFSET 0 keeps
-    PostgreSQL from merging a stage into the next (which would copy its expressions into every
-    reference)."""
+def _in_order(result: _Staged) -> tuple[list[_Staged], dict[_Staged, list[_Staged]]]:
+    """The values `result` is built from and `result` itself, inputs before their consumers (in
+    field order, so that names made from positions are stable), and each value's consumers."""
     consumers: dict[_Staged, list[_Staged]] = {}
-    ordered: list[_Staged] = []  # inputs before their consumers, in field order: stable names
+    ordered: list[_Staged] = []
 
     def visit(value: _Staged) -> None:
         for source in value.inputs:
@@ -364,6 +396,15 @@ def _staged_select(result: _Staged) -> ColumnElement[bytes]:
         ordered.append(value)
 
     visit(result)
+    return ordered, consumers
+
+
+def _staged_select(result: _Staged) -> ColumnElement[bytes]:
+    """`result` as a scalar subquery of nested subqueries, one per stage below it. Each stage
+    selects its own values and passes on the lower ones a higher stage still needs; OFFSET 0 keeps
+    PostgreSQL from merging a stage into the next (which would copy its expressions into every
+    reference)."""
+    ordered, consumers = _in_order(result)
     names = {value: f"v{i}" for i, value in enumerate(ordered)}
     zero: ColumnElement[int] = literal_column("0", Integer)
     below: Any = None
@@ -386,17 +427,67 @@ def _staged_select(result: _Staged) -> ColumnElement[bytes]:
     return select(result.build(lambda v: final_below.c[names[v]])).select_from(final_below).scalar_subquery()
 
 
+def _fields_body(row: _Columns, names: frozenset[str]) -> _Staged:
+    """The value writing pb.Invoice's fields in `names` (their wire bytes, in field number order),
+    reading `row`'s columns."""
+    sources = {name: source for name, source in _INVOICE_FIELDS.items() if name in names}
+    not_encoded = set(pb.Invoice.DESCRIPTOR.fields_by_name) - sources.keys()
+    return _message_body(pb.Invoice.DESCRIPTOR, sources, row, present=None, not_encoded=not_encoded)
+
+
+OWN_FIELDS = frozenset(_INVOICE_FIELDS) - LINKED_FIELDS
+
+
+def own_wire_expression(columns: _Columns) -> ColumnElement[bytes]:
+    """The wire bytes of pb.Invoice's own fields (all but LINKED_FIELDS and line items) from the
+    columns of an `invoices` row, by column name, as one SQL expression: what the trigger of
+    migration 0006 stores in `own_wire`, computed another way (tests compare the two)."""
+    return _staged_select(_fields_body(columns, OWN_FIELDS))
+
+
+def own_wire_trigger_body() -> str:
+    """The PL/pgSQL body of the trigger function that sets `invoices.own_wire` from NEW on every
+    INSERT and UPDATE (migration 0006 holds a frozen copy; a test compares the two, so that a
+    change of pb.Invoice or of the enum tables comes with a migration that replaces the function
+    and rewrites the stored bytes).
+
+    The staged values become variables, one assignment each: PL/pgSQL evaluates an assignment
+    without a subquery as a "simple expression" (an expression state built once per
+    transaction), ~18 µs per row in all. The staged scalar subquery of `own_wire_expression`
+    would start an executor per row instead (~1.7 ms)."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]  # the dialect class is untyped
+
+    def sql(expression: ColumnElement[Any]) -> str:
+        return str(expression.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+    new_row = {column.name: literal_column(f"NEW.{column.name}", column.type) for column in m.Invoice.__table__.c}
+    result = _fields_body(new_row, OWN_FIELDS)
+    ordered, _ = _in_order(result)
+    names = {value: f"v{i}" for i, value in enumerate(ordered)}
+
+    def get(value: _Staged) -> ColumnElement[Any]:
+        return literal_column(names[value])
+
+    declarations, assignments = [], []
+    for value in ordered[:-1]:
+        expression = value.build(get)
+        declarations.append(f"    {names[value]} {expression.type.compile(dialect=dialect)};")
+        assignments.append(f"    {names[value]} := {sql(expression)};")
+    assignments.append(f"    NEW.own_wire := {sql(result.build(get))};")
+    return "\n".join(["DECLARE", *declarations, "BEGIN", *assignments, "    RETURN NEW;", "END"])
+
+
 def invoice_wire_column(row: InvoiceRowColumns) -> ColumnElement[bytes]:
     """Per row, the pb.Invoice wire bytes of the invoice (basic view: no line items), as
-    `invoice_to_pb(record).SerializeToString()` would parse. `row` holds the columns of an
-    InvoiceRecord row (named as its fields) with the linked ids as text arrays; they must be
-    columns of a FROM of the enclosing SELECT (e.g. a subquery's), read once here. PostgreSQL
-    only (the helpers of migration 0004); a stored enum value without a protobuf number makes
-    the query fail."""
-    body = _message_body(
-        pb.Invoice.DESCRIPTOR, _INVOICE_FIELDS, row, present=None, not_encoded=FIELDS_NOT_IN_BASIC_VIEW
-    )
-    return _staged_select(body).label("invoice_wire")
+    `invoice_to_pb(record).SerializeToString()` would parse: the stored bytes of its own fields
+    (`own_wire`), then its linked fields written here. Protobuf parsers take fields in any order,
+    so the linked fields may follow fields of higher numbers. `row` holds the columns of an
+    InvoiceRecord row (named as its fields) with `own_wire` and the linked ids as text arrays;
+    they must be columns of a FROM of the enclosing SELECT (e.g. a subquery's), read once here.
+    PostgreSQL only (the helpers of migrations 0004 and 0006)."""
+    own = func.coalesce(row["own_wire"], func.invoice_own_wire_missing(row["id"], type_=LargeBinary))
+    linked = _staged_select(_fields_body(row, LINKED_FIELDS))
+    return func.byteacat(own, linked, type_=LargeBinary).label("invoice_wire")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -216,10 +216,11 @@ def ordered_invoice_select(
     *,
     with_links: bool = False,
     hashed_link_probe: bool = False,
+    with_own_wire: bool = False,
 ) -> Select[Any]:
     """`invoice_record_select()` of the matching invoices in the requested order (ties by id)."""
     return (
-        invoice_record_select(with_links=with_links, hashed_link_probe=hashed_link_probe)
+        invoice_record_select(with_links=with_links, hashed_link_probe=hashed_link_probe, with_own_wire=with_own_wire)
         .where(*invoice_filter_clauses(tenant_id, query))
         .order_by(*order_by(m.Invoice, sort))
     )

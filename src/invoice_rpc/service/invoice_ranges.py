@@ -100,9 +100,9 @@ def _range_select(
         return tuple_(bindparam(f"{name}_value", type_=column.type), bindparam(f"{name}_id", type_=m.Invoice.id.type))
 
     ascending = sort.is_ascending
-    rows = ordered_invoice_select(tenant_id, query, sort, with_links=True, hashed_link_probe=True).where(
-        key <= bound("last") if ascending else key >= bound("last")
-    )
+    rows = ordered_invoice_select(
+        tenant_id, query, sort, with_links=True, hashed_link_probe=True, with_own_wire=True
+    ).where(key <= bound("last") if ascending else key >= bound("last"))
     if not first:
         rows = rows.where(key > bound("after") if ascending else key < bound("after"))
     subquery = rows.subquery("invoice_rows")
@@ -122,7 +122,8 @@ async def stream_projected_ranges(
 ) -> AsyncGenerator[list[ProjectedT], None]:
     """Every matching invoice's projected value, in order, as lists of at most `batch_size`
     (PostgreSQL only): `projection` gets the columns of the invoice's InvoiceRecord row (named as
-    the record's fields, with the linked ids as arrays) and returns the one column to select.
+    the record's fields, with the linked ids as arrays and `own_wire`) and returns the one column
+    to select.
     Helper queries still running when the iteration ends early or fails are cancelled."""
     range_rows = batch_size * max(1, range_rows // batch_size)  # whole batches per range
     statements = {first: _range_select(tenant_id, query, sort, projection, first=first) for first in (True, False)}

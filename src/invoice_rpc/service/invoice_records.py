@@ -160,7 +160,11 @@ def _linked_ids_column(name: str, invoice: Any, *, hashed_probe: bool) -> Any:
 
 
 def invoice_record_select(
-    invoice: Any = m.Invoice, *, with_links: bool = False, hashed_link_probe: bool = False
+    invoice: Any = m.Invoice,
+    *,
+    with_links: bool = False,
+    hashed_link_probe: bool = False,
+    with_own_wire: bool = False,
 ) -> Select[Any]:
     """SELECT of every column an InvoiceRecord needs, joined to its parents; add WHERE and
     ORDER BY (always with the tenant) and read rows with `record_from_row`.
@@ -168,13 +172,16 @@ def invoice_record_select(
     `invoice` may be an alias of a subquery of invoices (a page already cut to size), so the
     parents are joined to those rows only. `with_links` (PostgreSQL only) adds the linked ids
     of payment means, documents and people as array columns; `hashed_link_probe` suits a statement
-    that reads many invoices (see `_linked_ids_column`)."""
+    that reads many invoices (see `_linked_ids_column`); `with_own_wire` adds `own_wire` last
+    (for rpc/invoice_wire.py, not for `record_from_row`)."""
     columns = [
         _PARENT_COLUMNS[name].label(name) if name in _PARENT_COLUMNS else getattr(invoice, name)
         for name in _SCALAR_FIELDS
     ]
     if with_links:
         columns += [_linked_ids_column(name, invoice, hashed_probe=hashed_link_probe) for name in _LINK_FIELDS]
+    if with_own_wire:
+        columns.append(invoice.own_wire)
     return (
         select(*columns)
         .select_from(invoice)

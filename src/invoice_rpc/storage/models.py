@@ -25,6 +25,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -334,6 +335,10 @@ class Invoice(Base):
     item_digest: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
+    # PostgreSQL: pb.Invoice wire bytes of the invoice's own fields, written by a trigger on every
+    # INSERT and UPDATE (migration 0006) for StreamInvoices; never set by the application, and
+    # deferred so that loading an invoice does not fetch them. NULL on SQLite.
+    own_wire: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
 
 
 class InvoiceDayTotal(Base):
