@@ -29,9 +29,9 @@ PUBLIC_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 # Server-streaming calls (streams and exports, also through the REST faces) one tenant may have
 # running at once in one server process. Each holds a database connection and its transaction
-# (a basic-view StreamInvoices on PostgreSQL three: service/invoice_ranges.py) for as long as it
-# streams, and the connection pool is shared by every tenant: without a cap a
-# single tenant could take them all. One more is RESOURCE_EXHAUSTED (HTTP 429) at once, before
+# (a basic-view StreamInvoices on PostgreSQL three, and up to ~35 MB of wire bytes read ahead:
+# service/invoice_ranges.py) for as long as it streams, and the connection pool is shared by
+# every tenant: without a cap a single tenant could take them all. One more is RESOURCE_EXHAUSTED (HTTP 429) at once, before
 # anything is read or sent; the caller retries once one of its streams has finished.
 MAX_CONCURRENT_STREAMS_PER_TENANT = 4
 

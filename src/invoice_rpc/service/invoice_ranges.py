@@ -1,17 +1,19 @@
 """A long projected stream (StreamInvoices' wire bytes) read by several PostgreSQL backends at once.
 
-One backend writes an invoice's wire bytes in about 25 µs (rpc/invoice_wire.py), so one cursor
-caps a stream near 40,000 invoices/s however many cores the database has. Here the leader
-connection scans the sort keys of the matching invoices (an index-only scan) and PostgreSQL
-sends back only every `range_rows`-th key and the last: the ends of the ranges. Helper
-connections each read one whole range with the projection (prepared once, in binary), `helpers`
-ranges ahead of the one being sent, and the ranges are sent in order. Every connection reads the
-leader's snapshot (storage/shared_snapshot.py), so the stream is exactly what one cursor in one
-transaction would give; each range's row count is checked against its boundaries. Memory: at
-most `helpers + 1` ranges of projected values at once (~4 MB each for the wire bytes).
+One backend writes invoices' wire bytes at some 80,000-100,000 a second (rpc/invoice_wire.py:
+stored own fields, parents joined and encoded, linked ids), so one cursor caps a stream however
+many cores the database has. Here the leader connection scans the sort keys of the matching
+invoices (an index-only scan) and PostgreSQL sends back only every `range_rows`-th key and the
+last: the ends of the ranges. Helper connections each read one whole range with the projection
+(prepared once, in binary), `helpers` ranges ahead of the one being sent, and the ranges are
+sent in order. Every connection reads the leader's snapshot (storage/shared_snapshot.py), so the
+stream is exactly what one cursor in one transaction would give; each range's row count is
+checked against its boundaries. Memory: at most `helpers + 1` ranges of projected values at
+once (~11 MB each for the wire bytes of 30,000 invoices).
 
-On the 1M-invoice bench database (2 cores), read by psycopg alone: 53,000-56,000 invoices/s,
-against 29,000-32,000 for one cursor; StreamInvoices end to end went from 25,000 to 48,000.
+On the 1M-invoice bench database (2 cores), StreamInvoices end to end: 25,000 invoices/s on one
+cursor; 48,000 on two helpers reading ranges of 10,000 before the own fields were stored;
+89,000 after; 122,000 with ranges of 30,000 (106,000 with 20,000).
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ from invoice_rpc.storage.shared_snapshot import SharedSnapshot
 
 ProjectedT = TypeVar("ProjectedT")
 
-# Two backends use the bench machine's two cores; a range of 10,000 invoices is ~4 MB of wire
-# bytes and takes a backend ~0.3 s, long enough that the per-statement work (planning the
-# projection, hashing the link tables) stays a few percent of it.
+# Two backends use the bench machine's two cores. A range of 30,000 invoices is ~11 MB of wire
+# bytes and takes a backend ~0.3 s; each range statement hashes the link tables' invoice ids
+# (~15 ms for the bench's 100,000 payment-means links) and the first range is sent only once it
+# is whole, so shorter ranges cost throughput (10,000: 89,000 invoices/s against 122,000) and
+# longer ones memory.
 STREAM_HELPERS = 2
-RANGE_ROWS = 10_000
+RANGE_ROWS = 30_000
 
 # Set in each helper transaction. The projection is a wide expression evaluated per row: JIT
 # would spend seconds compiling it to save far less. Planning a range costs ~60 ms (the
