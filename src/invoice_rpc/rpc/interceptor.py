@@ -31,8 +31,9 @@ PUBLIC_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 # running at once in one server process. Each holds a database connection and its transaction
 # (a basic-view StreamInvoices on PostgreSQL three, and up to ~35 MB of wire bytes read ahead:
 # service/invoice_ranges.py) for as long as it streams, and the connection pool is shared by
-# every tenant: without a cap a single tenant could take them all. One more is RESOURCE_EXHAUSTED (HTTP 429) at once, before
-# anything is read or sent; the caller retries once one of its streams has finished.
+# every tenant: without a cap a single tenant could take them all. One more is
+# RESOURCE_EXHAUSTED (HTTP 429) at once, before anything is read or sent; the caller retries
+# once one of its streams has finished.
 MAX_CONCURRENT_STREAMS_PER_TENANT = 4
 
 _CALLER: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
