@@ -27,7 +27,7 @@ from invoice_rpc.domain.errors import ViolationCollector
 from invoice_rpc.rpc.invoice_filters import sort_from_pb
 from invoice_rpc.rpc.invoice_wire import invoice_wire_column
 from invoice_rpc.service.invoice_queries import InvoiceQuery
-from invoice_rpc.service.invoice_ranges import HELPER_SETTINGS, STREAM_HELPERS, stream_projected_ranges
+from invoice_rpc.service.invoice_ranges import HELPER_SETTINGS, RANGE_ROWS, STREAM_HELPERS, stream_projected_ranges
 from invoice_rpc.storage.database import POSTGRESQL_SESSION_OPTIONS
 
 NAME = "stream"
@@ -59,19 +59,31 @@ async def stream_statements(ctx: BenchContext) -> tuple[Statement, Statement, St
     sort = sort_from_pb(request.sort_field, request.sort_direction, violations)
     violations.raise_if_any()
     async with ctx.db.shared_snapshot() as snapshot, ctx.captured_sql() as statements:
+        # Ranges of one batch, so that both range statements run whatever N is; the boundaries
+        # are then replayed with the service's range size.
         batches = stream_projected_ranges(
-            snapshot, ctx.big.tenant_id, InvoiceQuery(), sort, invoice_wire_column, batch_size=BATCH_SIZE
+            snapshot,
+            ctx.big.tenant_id,
+            InvoiceQuery(),
+            sort,
+            invoice_wire_column,
+            batch_size=BATCH_SIZE,
+            range_rows=BATCH_SIZE,
         )
         await anext(batches)
+        await anext(batches)  # the second range has been read: its statement was sent
         await batches.aclose()
     selects = [(sql, dict(parameters or {})) for sql, parameters in statements if sql.lstrip().startswith("SELECT")]
     boundaries = [s for s in selects if "invoice_wire" not in s[0] and "pg_export_snapshot" not in s[0]]
     first = [s for s in selects if "invoice_wire" in s[0] and "after_value" not in s[1]]
     following = [s for s in selects if "invoice_wire" in s[0] and "after_value" in s[1]]
-    if len(boundaries) != 1 or len(first) != 1 or len(following) != 1:
+    # Every later range runs the same statement: one of them is the one to replay.
+    if len(boundaries) != 1 or len(first) != 1 or not following or len({sql for sql, _ in following}) != 1:
         captured = [sql[:80] for sql, _ in selects]
         raise AssertionError(f"expected the stream's boundaries and two ranges, captured {captured}")
-    return boundaries[0], first[0], following[0]
+    service_range_rows = BATCH_SIZE * max(1, RANGE_ROWS // BATCH_SIZE)  # as stream_projected_ranges rounds it
+    boundaries_sql, boundaries_parameters = boundaries[0]
+    return (boundaries_sql, boundaries_parameters | {"range_rows": service_range_rows}), first[0], following[0]
 
 
 def read_with_driver(url: str, boundaries: Statement, first: Statement, following: Statement) -> tuple[int, float]:
