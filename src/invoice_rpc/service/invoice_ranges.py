@@ -52,9 +52,10 @@ STREAM_HELPERS = 2
 RANGE_ROWS = 30_000
 
 # Set in each helper transaction. The projection is a wide expression evaluated per row: JIT
-# would spend seconds compiling it to save far less. Planning a range costs ~60 ms (the
-# projection's inlined helpers) against ~300 ms to run it, so each helper prepares the statement
-# once and keeps one generic plan (an index scan bounded by both keys). The ranges are this
+# would spend seconds compiling it to save far less. Planning a range costs ~10-15 ms (the
+# linked fields' inlined helpers; it was ~60 ms before the own fields were stored), so each
+# helper prepares the statement once and keeps one generic plan (an index scan bounded by both
+# keys). The ranges are this
 # module's parallelism: parallel workers inside a range would only compete with the other helper
 # for the same cores.
 HELPER_SETTINGS = (
