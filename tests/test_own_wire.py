@@ -123,3 +123,17 @@ async def test_a_write_of_an_enum_value_without_a_protobuf_number_fails(api: Api
         async with api.db.write() as s:
             await make_invoice(s, api.tenant_id, accounting_event_type="BARTER")
     assert await stored_and_stale(api) == (0, 0)
+
+
+async def test_a_renamed_customer_shows_in_the_stream_at_once(api: Api) -> None:
+    # Parents are encoded as the stream reads them, not stored with the invoice: renaming one
+    # rewrites no invoice and no stored bytes go stale.
+    require_postgresql(api)
+    await make_every_kind_of_invoice(api)
+    async with api.db.write() as s:
+        await s.execute(update(m.Customer).where(m.Customer.tenant_id == api.tenant_id).values(name="Renamed GmbH"))
+
+    streamed = await parsed_wire(api)
+
+    assert {invoice.customer.name for invoice in streamed if invoice.HasField("customer")} == {"Renamed GmbH"}
+    assert streamed == await python_invoices(api)
