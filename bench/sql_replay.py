@@ -1,7 +1,8 @@
 """The "same SQL through the driver alone" ceiling, in its own process:
 `python -m bench.sql_replay SPEC.pickle` replays a captured list of (statement, parameters)
-as one unit of work, from `concurrency` connections for `seconds`, fetching every row, and
-prints {"latencies_ms", "seconds"}.
+as one unit of work, from `concurrency` connections for `seconds`, fetching every row (in
+binary when the spec says `binary`, as the server reads list pages on PostgreSQL), and prints
+{"latencies_ms", "seconds"}.
 
 PostgreSQL: psycopg's async connections (the server's driver), with the server's session
 settings, in autocommit as the server reads pages (Database.read_autocommit: no BEGIN or
@@ -36,7 +37,7 @@ async def _postgresql(spec: dict[str, Any]) -> dict[str, Any]:
     deadline = time.perf_counter() + spec["seconds"]
 
     async def worker(connection: psycopg.AsyncConnection[Any]) -> None:
-        async with connection.cursor() as cursor:
+        async with connection.cursor(binary=spec.get("binary", False)) as cursor:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
                 for statement, parameters in statements:

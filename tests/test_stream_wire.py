@@ -52,7 +52,9 @@ ALWAYS_SET = {
 
 def require_postgresql(api: Api) -> None:
     if api.db.dialect != "postgresql":
-        pytest.skip("the wire path is PostgreSQL's: on SQLite StreamInvoices builds pb.Invoice in Python")
+        pytest.skip(
+            "the wire paths are PostgreSQL's: on SQLite StreamInvoices and ListInvoices build pb.Invoice in Python"
+        )
 
 
 async def link(session: Any, api: Api, invoice_id: uuid.UUID, model: Any, external_ids: list[str]) -> None:

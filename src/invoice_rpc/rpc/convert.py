@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -149,9 +149,6 @@ def _invoice_scalars(record: InvoiceRecord) -> dict[str, Any]:
         billing_type=BILLING_TYPE_TO_PB[record.billing_type],  # type: ignore[index]
         status=STATUS_TO_PB[record.status],  # type: ignore[index]
         number_in_contract=record.number_in_contract or 0,
-        issuer_company_id=record.issuer_company_id or "",
-        receiver_company_id=record.receiver_company_id or "",
-        plan_id=record.plan_id or "",
         subscription_id=record.subscription_id or "",
         currency_code=record.currency,
         sub_total_minor=record.sub_total_minor,
@@ -166,24 +163,71 @@ def _invoice_scalars(record: InvoiceRecord) -> dict[str, Any]:
         description=record.description or "",
         quantity=record.quantity or "",
         line_items=[line_item_to_pb(line) for line in record.line_items] if record.line_items else None,
-        payment_means_ids=record.payment_means_ids or None,
-        document_ids=record.document_ids or None,
-        person_ids=record.person_ids or None,
-        order_id=record.order_id or "",
     )
 
 
-def _fill_invoice_messages(invoice: pb.Invoice, record: InvoiceRecord) -> None:
-    if record.customer_ref is not None:
+class LinkedValues(Protocol):
+    """The values of an invoice's fields that come from its parents and links
+    (invoice_wire.LINKED_FIELDS): an InvoiceRecord's or an InvoicePartsRow's."""
+
+    @property
+    def customer_ref(self) -> object: ...
+    @property
+    def customer_external_id(self) -> str | None: ...
+    @property
+    def customer_name(self) -> str | None: ...
+    @property
+    def customer_legal_name(self) -> str | None: ...
+    @property
+    def contract_ref(self) -> object: ...
+    @property
+    def contract_number(self) -> int | None: ...
+    @property
+    def issuer_company_id(self) -> str | None: ...
+    @property
+    def receiver_company_id(self) -> str | None: ...
+    @property
+    def plan_id(self) -> str | None: ...
+    @property
+    def order_id(self) -> str | None: ...
+    @property
+    def payment_means_ids(self) -> Sequence[str] | None: ...
+    @property
+    def document_ids(self) -> Sequence[str] | None: ...
+    @property
+    def person_ids(self) -> Sequence[str] | None: ...
+
+
+def fill_linked_fields(invoice: pb.Invoice, linked: LinkedValues) -> None:
+    """Set the invoice's fields that come from its parents and links, as invoice_to_pb does."""
+    if linked.customer_ref is not None:
         customer = invoice.customer
-        customer.customer_ref = str(record.customer_ref)
-        customer.customer_id = record.customer_external_id or ""
-        customer.name = record.customer_name or ""
-        customer.legal_name = record.customer_legal_name or ""
-    if record.contract_ref is not None:
+        customer.customer_ref = str(linked.customer_ref)
+        customer.customer_id = linked.customer_external_id or ""
+        customer.name = linked.customer_name or ""
+        customer.legal_name = linked.customer_legal_name or ""
+    if linked.contract_ref is not None:
         contract = invoice.contract
-        contract.contract_ref = str(record.contract_ref)
-        contract.contract_number = record.contract_number or 0
+        contract.contract_ref = str(linked.contract_ref)
+        contract.contract_number = linked.contract_number or 0
+    if linked.issuer_company_id:
+        invoice.issuer_company_id = linked.issuer_company_id
+    if linked.receiver_company_id:
+        invoice.receiver_company_id = linked.receiver_company_id
+    if linked.plan_id:
+        invoice.plan_id = linked.plan_id
+    if linked.order_id:
+        invoice.order_id = linked.order_id
+    if linked.payment_means_ids:
+        invoice.payment_means_ids.extend(linked.payment_means_ids)
+    if linked.document_ids:
+        invoice.document_ids.extend(linked.document_ids)
+    if linked.person_ids:
+        invoice.person_ids.extend(linked.person_ids)
+
+
+def _fill_invoice_messages(invoice: pb.Invoice, record: InvoiceRecord) -> None:
+    fill_linked_fields(invoice, record)
     if record.net_terms_days is not None:
         invoice.net_terms.days = record.net_terms_days
     elif record.payment_term is not None:

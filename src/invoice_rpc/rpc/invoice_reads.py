@@ -21,7 +21,12 @@ from invoice_rpc.domain.errors import ViolationCollector
 from invoice_rpc.rpc.convert import BILLING_TYPE_TO_PB, STATUS_TO_PB, add_invoices_pb, invoice_to_pb, timestamp_to_pb
 from invoice_rpc.rpc.interceptor import current_caller
 from invoice_rpc.rpc.invoice_filters import query_from_pb, sort_from_pb, with_line_items
-from invoice_rpc.rpc.invoice_wire import frame_stream_response, invoice_wire_column
+from invoice_rpc.rpc.invoice_wire import (
+    frame_list_response,
+    frame_stream_response,
+    invoice_parts_wire,
+    invoice_wire_column,
+)
 from invoice_rpc.service import audit_trail, invoice_export, invoice_lookup, invoice_queries, invoice_ranges
 from invoice_rpc.service.invoice_queries import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, PageRequest, resolve_size
 from invoice_rpc.service.invoice_records import InvoiceRecord
@@ -54,6 +59,14 @@ def _currency_totals_to_pb(totals: CurrencyTotals) -> isvc.CurrencyTotals:
         tax_minor=totals.tax_minor,
         paid_minor=totals.paid_minor,
         outstanding_minor=totals.outstanding_minor,
+    )
+
+
+def _page_info_to_pb(info: invoice_queries.PageInfo | None) -> isvc.PageInfo | None:
+    if info is None:
+        return None
+    return isvc.PageInfo(
+        current_page=info.current_page, per_page=info.per_page, total=info.total, last_page=info.last_page
     )
 
 
@@ -107,7 +120,7 @@ class InvoiceReadHandlers:
 
     async def ListInvoices(
         self, request: isvc.ListInvoicesRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> isvc.ListInvoicesResponse:
+    ) -> isvc.ListInvoicesResponse | bytes:
         tenant_id = current_caller().tenant_id
         violations = ViolationCollector()
         query = query_from_pb(request.filter, violations)
@@ -117,21 +130,24 @@ class InvoiceReadHandlers:
         invoice_queries.check_list_request(query, sort, page_request, violations)
         violations.raise_if_any()
 
+        if not full and self.db.dialect == "postgresql":
+            # The basic view on PostgreSQL: each invoice's own fields are read as the wire bytes
+            # stored with it, its linked fields are written here (invoice_wire.py), and the
+            # response's bytes are sent as they are (server.add_invoice_service).
+            async with self.db.read_connection() as connection:
+                parts = await invoice_queries.list_invoice_parts(connection, tenant_id, query, sort, page_request)
+            rest = isvc.ListInvoicesResponse(
+                next_page_token=parts.next_page_token, page_info=_page_info_to_pb(parts.page_info)
+            )
+            return frame_list_response(map(invoice_parts_wire, parts.invoices), rest)
         async with self.db.read_autocommit() as session:
             page = await invoice_queries.list_invoices(
                 session, tenant_id, query, sort, page_request, with_line_items=full
             )
-        response = isvc.ListInvoicesResponse(next_page_token=page.next_page_token)
+        response = isvc.ListInvoicesResponse(
+            next_page_token=page.next_page_token, page_info=_page_info_to_pb(page.page_info)
+        )
         add_invoices_pb(response.invoices, page.invoices)
-        if page.page_info is not None:
-            response.page_info.CopyFrom(
-                isvc.PageInfo(
-                    current_page=page.page_info.current_page,
-                    per_page=page.page_info.per_page,
-                    total=page.page_info.total,
-                    last_page=page.page_info.last_page,
-                )
-            )
         return response
 
     async def SummarizeInvoices(

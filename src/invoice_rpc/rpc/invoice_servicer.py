@@ -9,8 +9,9 @@ from invoice_rpc.rpc.invoice_writes import InvoiceWriteHandlers
 from invoice_rpc.storage.database import Database
 
 
-# StreamInvoices also yields responses' wire bytes, which the generated base does not know of:
-# server.add_invoice_service registers a serializer that sends them as they are.
+# StreamInvoices and ListInvoices also answer with responses' wire bytes, which the generated
+# base does not know of: server.add_invoice_service registers a serializer that sends them as
+# they are.
 class InvoiceServicer(  # type: ignore[misc]
     InvoiceReadHandlers, InvoiceWriteHandlers, invoice_service_pb2_grpc.InvoiceServiceServicer
 ):

@@ -9,6 +9,7 @@ import signal
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
@@ -51,21 +52,22 @@ class _Registration:
         self.service, self.handlers = service, dict(handlers)
 
 
-def _stream_response_bytes(response: invoice_service_pb2.StreamInvoicesResponse | bytes) -> bytes:
+def _response_bytes(response: Message | bytes) -> bytes:
     return response if isinstance(response, bytes) else response.SerializeToString()
 
 
 def add_invoice_service(server: grpc.aio.Server, servicer: InvoiceServicer) -> None:
-    """InvoiceService as generated, except that StreamInvoices may also yield a response's wire
-    bytes (the basic view on PostgreSQL, framed by invoice_wire.frame_stream_response), which are
-    sent as they are: parsing them into a message only to serialize it again cost the server
-    about 1 µs an invoice, on a path where the server's CPU is shared with the database's."""
+    """InvoiceService as generated, except that StreamInvoices and ListInvoices may also answer
+    with a response's wire bytes (the basic view on PostgreSQL, framed by rpc/invoice_wire.py),
+    which are sent as they are: parsing them into a message only to serialize it again cost the
+    server about 1 µs an invoice, on a path where the server's CPU is shared with the database's."""
     registration = _Registration()
     invoice_service_pb2_grpc.add_InvoiceServiceServicer_to_server(servicer, registration)  # type: ignore[arg-type]
-    stream = registration.handlers["StreamInvoices"]
-    registration.handlers["StreamInvoices"] = stream._replace(  # type: ignore[attr-defined]
-        response_serializer=_stream_response_bytes
-    )
+    for method in ("StreamInvoices", "ListInvoices"):
+        handler = registration.handlers[method]
+        registration.handlers[method] = handler._replace(  # type: ignore[attr-defined]
+            response_serializer=_response_bytes
+        )
     generic = grpc.method_handlers_generic_handler(registration.service, registration.handlers)
     server.add_generic_rpc_handlers((generic,))
     server.add_registered_method_handlers(registration.service, registration.handlers)

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from invoice_rpc.domain.errors import Aborted
@@ -155,6 +155,7 @@ class Database:
         autocommit_engine = self.read_engine
         if not self.is_sqlite:
             autocommit_engine = self.read_engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._autocommit_engine = autocommit_engine
         self._autocommit_sessions = async_sessionmaker(autocommit_engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
 
@@ -189,6 +190,14 @@ class Database:
                 yield session
             finally:
                 await session.rollback()
+
+    @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """`read_autocommit` as a Core connection, without an ORM session around it: for a read
+        that runs Core statements only (a list page), where the session's bookkeeping cost about
+        a tenth of the page's CPU."""
+        async with self._autocommit_engine.connect() as connection:
+            yield connection
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
