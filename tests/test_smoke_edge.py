@@ -1,11 +1,16 @@
-"""The edge: auth on every rpc but health and reflection; health answers SERVING."""
+"""The edge: auth on every rpc but health and reflection; health answers SERVING; a call the
+client cancels stops its database work."""
 
 from __future__ import annotations
+
+import asyncio
+import logging
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from invoice_rpc.v1 import invoice_service_pb2 as isvc
+from sqlalchemy import text
 
 from tests.conftest import Api
 
@@ -28,3 +33,39 @@ async def test_unknown_key_is_unauthenticated(api: Api) -> None:
             metadata=(("authorization", "Bearer irk_not-a-key"),),
         )
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def _backends_waiting_on_a_lock(api: Api) -> int:
+    async with api.db.read() as probe:
+        query = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return int((await probe.execute(query)).scalar_one())
+
+
+async def test_a_call_the_client_cancels_stops_its_query_quietly(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    # The page's SELECT waits on a lock another session holds, so the client's cancel reaches
+    # the server in the middle of the database call.
+    if api.db.dialect != "postgresql":
+        pytest.skip("SQLite reads do not wait on a table lock")
+    async with api.db.write() as blocker:
+        await blocker.execute(text("LOCK TABLE invoices IN ACCESS EXCLUSIVE MODE"))
+        with caplog.at_level(logging.INFO, logger="invoice_rpc"):
+            call = api.invoices.ListInvoices(isvc.ListInvoicesRequest(), metadata=api.metadata)
+            for _ in range(50):
+                if await _backends_waiting_on_a_lock(api):
+                    break
+                await asyncio.sleep(0.05)
+            assert await _backends_waiting_on_a_lock(api) == 1
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            for _ in range(50):
+                if not await _backends_waiting_on_a_lock(api):
+                    break
+                await asyncio.sleep(0.05)
+
+            # The server cancelled its query (the lock is still held), and nothing was logged
+            # as a failure: a caller that gives up is not an error of the service.
+            assert await _backends_waiting_on_a_lock(api) == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
