@@ -13,7 +13,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
 from invoice_rpc.domain.enums import InvoiceStatus, SortDirection, SortField
-from invoice_rpc.rpc.convert import add_invoices_pb
+from invoice_rpc.rpc.convert import add_invoices_pb, page_info_to_pb
 from invoice_rpc.rpc.invoice_filters import SORT_DIRECTION_FROM_PB, SORT_FIELD_FROM_PB
 from invoice_rpc.rpc.invoice_wire import frame_list_response, invoice_parts_wire
 from invoice_rpc.service import invoice_queries
@@ -30,15 +30,10 @@ async def python_page(
     """The page as the Python path answers it (records, then invoice_to_pb)."""
     async with api.db.read_autocommit() as s:
         page = await invoice_queries.list_invoices(s, api.tenant_id, query, sort, request)
-    response = isvc.ListInvoicesResponse(next_page_token=page.next_page_token)
+    response = isvc.ListInvoicesResponse(
+        next_page_token=page.next_page_token, page_info=page_info_to_pb(page.page_info)
+    )
     add_invoices_pb(response.invoices, page.invoices)
-    if page.page_info is not None:
-        info = page.page_info
-        response.page_info.CopyFrom(
-            isvc.PageInfo(
-                current_page=info.current_page, per_page=info.per_page, total=info.total, last_page=info.last_page
-            )
-        )
     return response
 
 
@@ -46,14 +41,7 @@ async def wire_page(api: Api, query: InvoiceQuery, sort: InvoiceSort, request: P
     """The page's ListInvoicesResponse bytes as the wire path writes them."""
     async with api.db.read_connection() as connection:
         parts = await invoice_queries.list_invoice_parts(connection, api.tenant_id, query, sort, request)
-    rest = isvc.ListInvoicesResponse(next_page_token=parts.next_page_token)
-    if parts.page_info is not None:
-        info = parts.page_info
-        rest.page_info.CopyFrom(
-            isvc.PageInfo(
-                current_page=info.current_page, per_page=info.per_page, total=info.total, last_page=info.last_page
-            )
-        )
+    rest = isvc.ListInvoicesResponse(next_page_token=parts.next_page_token, page_info=page_info_to_pb(parts.page_info))
     return frame_list_response(map(invoice_parts_wire, parts.invoices), rest)
 
 

@@ -9,10 +9,12 @@ from typing import Any, Protocol
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type.date_pb2 import Date
+from invoice_rpc.v1 import invoice_service_pb2 as isvc
 from invoice_rpc.v1 import resources_pb2 as pb
 
 from invoice_rpc.domain import enums
 from invoice_rpc.domain.errors import ViolationCollector
+from invoice_rpc.service.invoice_queries import PageInfo
 from invoice_rpc.service.invoice_records import InvoiceRecord, LineItemRecord
 
 # Enum tables: proto enum number <-> domain StrEnum. Every other module uses these.
@@ -92,6 +94,15 @@ def _period(start: datetime | None, end: datetime | None) -> pb.Period | None:
     if start is None and end is None:
         return None
     return pb.Period(start_time=timestamp_to_pb(start), end_time=timestamp_to_pb(end))
+
+
+def page_info_to_pb(info: PageInfo | None) -> isvc.PageInfo | None:
+    """A numbered page's info (None for keyset pages, which have none)."""
+    if info is None:
+        return None
+    return isvc.PageInfo(
+        current_page=info.current_page, per_page=info.per_page, total=info.total, last_page=info.last_page
+    )
 
 
 def line_item_to_pb(line: LineItemRecord) -> pb.LineItem:

@@ -18,7 +18,14 @@ from invoice_rpc.v1 import invoice_service_pb2 as isvc
 from invoice_rpc.v1 import resources_pb2 as pb
 
 from invoice_rpc.domain.errors import ViolationCollector
-from invoice_rpc.rpc.convert import BILLING_TYPE_TO_PB, STATUS_TO_PB, add_invoices_pb, invoice_to_pb, timestamp_to_pb
+from invoice_rpc.rpc.convert import (
+    BILLING_TYPE_TO_PB,
+    STATUS_TO_PB,
+    add_invoices_pb,
+    invoice_to_pb,
+    page_info_to_pb,
+    timestamp_to_pb,
+)
 from invoice_rpc.rpc.interceptor import current_caller
 from invoice_rpc.rpc.invoice_filters import query_from_pb, sort_from_pb, with_line_items
 from invoice_rpc.rpc.invoice_wire import (
@@ -59,14 +66,6 @@ def _currency_totals_to_pb(totals: CurrencyTotals) -> isvc.CurrencyTotals:
         tax_minor=totals.tax_minor,
         paid_minor=totals.paid_minor,
         outstanding_minor=totals.outstanding_minor,
-    )
-
-
-def _page_info_to_pb(info: invoice_queries.PageInfo | None) -> isvc.PageInfo | None:
-    if info is None:
-        return None
-    return isvc.PageInfo(
-        current_page=info.current_page, per_page=info.per_page, total=info.total, last_page=info.last_page
     )
 
 
@@ -137,7 +136,7 @@ class InvoiceReadHandlers:
             async with self.db.read_connection() as connection:
                 parts = await invoice_queries.list_invoice_parts(connection, tenant_id, query, sort, page_request)
             rest = isvc.ListInvoicesResponse(
-                next_page_token=parts.next_page_token, page_info=_page_info_to_pb(parts.page_info)
+                next_page_token=parts.next_page_token, page_info=page_info_to_pb(parts.page_info)
             )
             return frame_list_response(map(invoice_parts_wire, parts.invoices), rest)
         async with self.db.read_autocommit() as session:
@@ -145,7 +144,7 @@ class InvoiceReadHandlers:
                 session, tenant_id, query, sort, page_request, with_line_items=full
             )
         response = isvc.ListInvoicesResponse(
-            next_page_token=page.next_page_token, page_info=_page_info_to_pb(page.page_info)
+            next_page_token=page.next_page_token, page_info=page_info_to_pb(page.page_info)
         )
         add_invoices_pb(response.invoices, page.invoices)
         return response
