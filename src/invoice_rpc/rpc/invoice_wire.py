@@ -518,7 +518,8 @@ _PREFIXES = [_INVOICES_TAG + _varint(length) for length in range(16_384)]
 
 def frame_invoices(invoices: Iterable[bytes]) -> bytes:
     """The wire bytes of field 1, `repeated Invoice invoices`, with `invoices` (pb.Invoice wire
-    bytes) in order: StreamInvoicesResponse's and ListInvoicesResponse's (a test checks both)."""
+    bytes) in order: StreamInvoicesResponse's and ListInvoicesResponse's (both number it 1;
+    the wire tests parse both)."""
     prefixes = _PREFIXES
     parts: list[bytes] = []
     for invoice in invoices:

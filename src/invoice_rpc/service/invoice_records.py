@@ -218,23 +218,6 @@ def stored_own_wire(invoice: Any) -> ColumnElement[bytes]:
     return func.coalesce(invoice.own_wire, func.invoice_own_wire_missing(invoice.id, type_=LargeBinary))
 
 
-# An InvoicePartsRow's values after `own_wire`: the fields that come from the invoice's parents
-# and links, ids as text (as the rpc edge writes them).
-PART_FIELDS = (
-    "customer_ref",
-    "customer_external_id",
-    "customer_name",
-    "customer_legal_name",
-    "contract_ref",
-    "contract_number",
-    "issuer_company_id",
-    "receiver_company_id",
-    "plan_id",
-    "order_id",
-    *_LINK_FIELDS,
-)
-
-
 class InvoicePartsRow(NamedTuple):
     """An invoice in two parts (PostgreSQL, basic view: no line items): the stored wire bytes of
     its own fields, and the values of the fields that come from its parents and links, which are
@@ -261,7 +244,9 @@ def invoice_parts_select(invoice: Any = m.Invoice) -> Select[Any]:
     parents; `invoice` as for `invoice_record_select`. Far fewer values per row to read than a
     record's, and none to convert but a few strings."""
     columns: list[Any] = [stored_own_wire(invoice).label("own_wire")]
-    for name in PART_FIELDS:
+    # After `own_wire`, the fields that come from the invoice's parents and links, ids as text
+    # (as the rpc edge writes them).
+    for name in InvoicePartsRow._fields[1:]:
         if name in _LINK_FIELDS:
             columns.append(_linked_ids_column(name, invoice, hashed_probe=False))
         elif name in ("customer_ref", "contract_ref"):

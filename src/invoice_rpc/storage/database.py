@@ -194,8 +194,8 @@ class Database:
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:
         """`read_autocommit` as a Core connection, without an ORM session around it: for a read
-        that runs Core statements only (a list page), where the session's bookkeeping cost about
-        a tenth of the page's CPU."""
+        that runs Core statements only (a list page). A session and its connection cost 0.18 ms
+        of CPU to open and close, the connection alone 0.09 ms, of a page's ~1.2 ms."""
         async with self._autocommit_engine.connect() as connection:
             yield connection
 
