@@ -1,5 +1,6 @@
-"""The edge: auth on every rpc but health and reflection; health answers SERVING; a call the
-client cancels stops its database work."""
+"""The edge: auth on every rpc but health and reflection; health answers SERVING; reflection
+lists every service and every method is served; a call the client cancels stops its database
+work."""
 
 from __future__ import annotations
 
@@ -8,16 +9,47 @@ import logging
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 from invoice_rpc.v1 import invoice_service_pb2 as isvc
 from sqlalchemy import text
 
+from invoice_rpc.rpc.server import SERVICE_NAMES
 from tests.conftest import Api
 
 
 async def test_health_needs_no_key(channel: grpc.aio.Channel) -> None:
     reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_reflection_lists_every_service(channel: grpc.aio.Channel) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    replies = [reply async for reply in stub.ServerReflectionInfo(iter([request]))]
+    listed = {service.name for service in replies[0].list_services_response.service}
+    assert listed == {*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME}
+
+
+async def test_every_method_of_every_service_is_served(channel: grpc.aio.Channel) -> None:
+    # The services are registered as generic handlers (server._GenericHandlersOnly): each of
+    # their methods must still be found, and answer UNAUTHENTICATED without a key rather than
+    # UNIMPLEMENTED.
+    called = 0
+    for service_name in SERVICE_NAMES:
+        service = descriptor_pool.Default().FindServiceByName(service_name)
+        for method in service.methods:
+            path = f"/{service_name}/{method.name}"
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                if method.server_streaming:
+                    async for _ in channel.unary_stream(path)(b""):
+                        pass
+                else:
+                    await channel.unary_unary(path)(b"")
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, path
+            called += 1
+    assert called >= len(SERVICE_NAMES) > 0
 
 
 async def test_missing_key_is_unauthenticated(api: Api) -> None:
