@@ -7,9 +7,8 @@ SO_REUSEPORT, which is what `--workers N` does. No metrics worker: the bench mea
 from __future__ import annotations
 
 import argparse
-import asyncio
 
-from invoice_rpc import config
+from invoice_rpc import config, event_loop
 from invoice_rpc.logs import configure
 from invoice_rpc.rpc.server import run_server
 from invoice_rpc.storage.database import Database
@@ -28,7 +27,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     configure("WARNING")
-    asyncio.run(_serve(args.port))
+    event_loop.run(_serve(args.port))
 
 
 if __name__ == "__main__":

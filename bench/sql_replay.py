@@ -4,10 +4,10 @@ as one unit of work, from `concurrency` connections for `seconds`, fetching ever
 binary when the spec says `binary`, as the server reads list pages on PostgreSQL), and prints
 {"latencies_ms", "seconds"}.
 
-PostgreSQL: psycopg's async connections (the server's driver), with the server's session
-settings, in autocommit as the server reads pages (Database.read_autocommit: no BEGIN or
-ROLLBACK). SQLite: the sqlite3 module in threads (what aiosqlite runs underneath), one
-connection each.
+PostgreSQL: psycopg's async connections (the server's driver) on the server's event loop
+(invoice_rpc.event_loop), with the server's session settings, in autocommit as the server reads
+pages (Database.read_autocommit: no BEGIN or ROLLBACK). SQLite: the sqlite3 module in threads
+(what aiosqlite runs underneath), one connection each.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 
+from invoice_rpc import event_loop
 from invoice_rpc.storage.database import POSTGRESQL_SESSION_OPTIONS
 
 
@@ -85,7 +86,7 @@ def _sqlite(spec: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     with open(sys.argv[1], "rb") as file:
         spec = pickle.load(file)
-    result = asyncio.run(_postgresql(spec)) if spec["dialect"] == "postgresql" else _sqlite(spec)
+    result = event_loop.run(_postgresql(spec)) if spec["dialect"] == "postgresql" else _sqlite(spec)
     json.dump(result, sys.stdout)
 
 

@@ -9,9 +9,10 @@ is skipped, except under CI=true, where it fails.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 from invoice_rpc.v1 import import_service_pb2_grpc, invoice_service_pb2_grpc
 from sqlalchemy.engine import make_url
 
+from invoice_rpc import event_loop
 from invoice_rpc.rpc.server import BuiltServer, build_server
 from invoice_rpc.service.tenants import create_api_key
 from invoice_rpc.storage import migrate
@@ -35,6 +37,13 @@ def _pg_unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"PostgreSQL is required under CI=true: {reason}")
     pytest.skip(f"PostgreSQL not available: {reason}")
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The tests run on the event loop the commands run on (uvloop where installed)."""
+    return {"service_loop": event_loop.new_event_loop}
 
 
 @pytest.fixture(scope="session")

@@ -304,7 +304,8 @@ async def test_serve_with_workers_runs_that_many_processes_on_one_port_and_stops
 ) -> None:
     key = (await asyncio.to_thread(run_cli, migrated_sqlite_url, "apikey", "create", "--tenant", "acme")).stdout
     key = key.splitlines()[-1]
-    async with serving(migrated_sqlite_url, "--workers", "3") as (process, _channel):
+    port = free_port()
+    async with serving(migrated_sqlite_url, "--workers", "3", port=port) as (process, _channel):
         for _ in range(300):
             if len(children := child_pids(process.pid)) == 2:
                 break
@@ -322,6 +323,9 @@ async def test_serve_with_workers_runs_that_many_processes_on_one_port_and_stops
 
         assert await exit_code(process) == 0
         assert not [pid for pid in children if pid_exists(pid)]
+    # Starting the workers (fork and exec, on uvloop) woke no fork handler of gRPC's.
+    log_path = Path(sync_url(migrated_sqlite_url).database or "").with_suffix(f".serve-{port}.log")
+    assert "fork" not in log_text(log_path)
 
 
 def _port_of(process: asyncio.subprocess.Process) -> int:

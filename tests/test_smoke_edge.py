@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_g
 from invoice_rpc.v1 import invoice_service_pb2 as isvc
 from sqlalchemy import text
 
+from invoice_rpc import event_loop
 from invoice_rpc.rpc.server import SERVICE_NAMES
 from tests.conftest import Api
 
@@ -101,3 +102,10 @@ async def test_a_call_the_client_cancels_stops_its_query_quietly(api: Api, caplo
             # as a failure: a caller that gives up is not an error of the service.
             assert await _backends_waiting_on_a_lock(api) == 0
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_the_tests_run_on_the_service_event_loop() -> None:
+    # The commands run on invoice_rpc.event_loop's loop, uvloop (a dependency off Windows); so
+    # does this suite.
+    assert event_loop.uvloop is not None
+    assert isinstance(asyncio.get_running_loop(), event_loop.uvloop.Loop)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from invoice_rpc import config
+from invoice_rpc import config, event_loop
 from invoice_rpc.domain.errors import DomainError
 from invoice_rpc.gateway.config import DEFAULT_DIRECTORY, GatewaySettings
 from invoice_rpc.gateway.envoy import run_gateway
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         outcome = handler(args)
-        return asyncio.run(outcome) if asyncio.iscoroutine(outcome) else int(outcome)
+        return event_loop.run(outcome) if asyncio.iscoroutine(outcome) else int(outcome)
     except (CommandError, DomainError) as exc:
         parser.exit(2, f"invoice-rpc: error: {exc}\n")
     except KeyboardInterrupt:
