@@ -1,7 +1,8 @@
 """One server process of the bench's fleet: `python -m bench.serve_one --port P`.
 
-Used only while `invoice-rpc serve` has no `--workers`: N of these bind the same port with
-SO_REUSEPORT, which is what `--workers N` does. No metrics worker: the bench measures rpcs.
+The fallback of bench/servers.py for a CLI without `serve --workers`: N of these bind the same
+port with SO_REUSEPORT, which is what `--workers N` does; also handy to profile one server alone.
+No metrics worker: the bench measures rpcs.
 """
 
 from __future__ import annotations
