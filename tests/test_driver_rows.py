@@ -1,12 +1,14 @@
 """storage/driver_rows.fetch_all gives the rows SQLAlchemy's own execute gives: the same bind
 processing (UtcDateTime parameters), the same result processing (UtcDateTime columns, the linked
-id arrays), also in a session that is not in UTC, and for statements it leaves to SQLAlchemy."""
+id arrays), also in a session that is not in UTC, for IN lists written per call, and on the
+driver pool's connections."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Select, bindparam, text
 
 from invoice_rpc.service.invoice_records import core_connection, invoice_record_select, links_in_select
@@ -81,7 +83,9 @@ async def test_session_outside_utc_still_gets_utc(api: Api) -> None:
     assert paid and all(value.tzinfo is UTC for value in paid)
 
 
-async def test_expanding_lists_take_sqlalchemys_path(api: Api) -> None:
+async def test_expanding_lists_are_written_per_call(api: Api) -> None:
+    """An IN list of any length: SQLAlchemy's compiler writes each call's text, the driver runs
+    it, and the rows are the ones SQLAlchemy's execute gives."""
     await seed(api)
     statement = (
         invoice_record_select()
@@ -92,8 +96,32 @@ async def test_expanding_lists_take_sqlalchemys_path(api: Api) -> None:
     )
     async with api.db.read_autocommit() as session:
         connection = await core_connection(session)
-        for texts in (["at +1 h"], ["at +0 h", "at +4 h", "nowhere"]):
-            rows = await driver_rows.fetch_all(connection, statement, {"tenant_id": api.tenant_id, "texts": texts})
+        for texts in (["at +1 h"], ["at +0 h", "at +4 h", "nowhere"], [f"at +{h} h" for h in range(12)]):
+            values = {"tenant_id": api.tenant_id, "texts": texts}
+            expected = [tuple(row) for row in (await connection.execute(statement, values)).all()]
+            rows = [tuple(row) for row in await driver_rows.fetch_all(connection, statement, values)]
+            assert rows == expected
             index = list(statement.selected_columns.keys()).index("description")
-            assert [row[index] for row in rows] == sorted(t for t in texts if t != "nowhere")
-    assert driver_rows._prepared.get(statement) is None
+            assert [row[index] for row in rows] == sorted(t for t in texts if t in {f"at +{h} h" for h in range(6)})
+    fast_path = connection.dialect.name == "postgresql"
+    assert (driver_rows._prepared.get(statement) is not None) is fast_path
+
+
+async def test_a_driver_connection_reads_the_rows_an_engine_connection_reads(api: Api) -> None:
+    """Database.read_driver's connections (PostgreSQL) carry the engine's type handling: the
+    same rows, UtcDateTime values and linked id arrays included."""
+    if api.db.dialect != "postgresql":
+        pytest.skip("driver connections are PostgreSQL's")
+    start = await seed(api)
+    statement = since_statement(with_links=True)
+    values = {"tenant_id": api.tenant_id, "since": start + timedelta(hours=1)}
+    async with api.db.read_autocommit() as session:
+        connection = await core_connection(session)
+        expected = [tuple(row) for row in (await connection.execute(statement, values)).all()]
+    async with api.db.read_driver() as driver_connection:
+        for binary in (False, True):
+            rows = [
+                tuple(row) for row in await driver_rows.fetch_all(driver_connection, statement, values, binary=binary)
+            ]
+            assert rows == expected
+    assert len(expected) == 5

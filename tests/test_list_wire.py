@@ -39,7 +39,7 @@ async def python_page(
 
 async def wire_page(api: Api, query: InvoiceQuery, sort: InvoiceSort, request: PageRequest) -> bytes:
     """The page's ListInvoicesResponse bytes as the wire path writes them."""
-    async with api.db.read_connection() as connection:
+    async with api.db.read_driver() as connection:
         parts = await invoice_queries.list_invoice_parts(connection, api.tenant_id, query, sort, request)
     rest = isvc.ListInvoicesResponse(next_page_token=parts.next_page_token, page_info=page_info_to_pb(parts.page_info))
     return frame_list_response(map(invoice_parts_wire, parts.invoices), rest)

@@ -133,7 +133,7 @@ class InvoiceReadHandlers:
             # The basic view on PostgreSQL: each invoice's own fields are read as the wire bytes
             # stored with it, its linked fields are written here (invoice_wire.py), and the
             # response's bytes are sent as they are (server.add_invoice_service).
-            async with self.db.read_connection() as connection:
+            async with self.db.read_driver() as connection:
                 parts = await invoice_queries.list_invoice_parts(connection, tenant_id, query, sort, page_request)
             rest = isvc.ListInvoicesResponse(
                 next_page_token=parts.next_page_token, page_info=page_info_to_pb(parts.page_info)

@@ -44,6 +44,7 @@ from invoice_rpc.service.invoice_records import (
 )
 from invoice_rpc.service.page_tokens import decode_page_token, encode_page_token, fingerprint
 from invoice_rpc.storage import models as m
+from invoice_rpc.storage.driver_pool import DriverConnection
 from invoice_rpc.storage.driver_rows import fetch_all
 
 # The columns a projection of invoice_ranges reads: an InvoiceRecord row's, by field name.
@@ -305,6 +306,39 @@ def _page_statement(shape: _PageShape) -> Select[Any]:
     more time to plan than the page takes to run.) Built once per shape: building a statement
     of this size costs more than running it."""
     invoice = m.Invoice
+    clauses = _shape_filter_clauses(shape)
+    if shape.after_cursor:
+        column = _SORT_COLUMNS[shape.sort.field]
+        value = bindparam("cursor_value", type_=column.type)
+        last_id = bindparam("cursor_id", type_=invoice.id.type)
+        if shape.sort.is_ascending:
+            clauses.append(or_(column > value, and_(column == value, invoice.id > last_id)))
+        else:
+            clauses.append(or_(column < value, and_(column == value, invoice.id < last_id)))
+    # The LIMIT is written into the statement, not bound: with a bound LIMIT a generic plan's cost
+    # is estimated for an unknown number of rows, so PostgreSQL planned every page anew (~1.7 ms
+    # of a keyset page's ~3 ms on the bench database); with it written, the prepared statement
+    # gets a generic plan from its sixth run on.
+    limit: ColumnElement[int] = literal_column(str(shape.limit), Integer)
+    page = select(invoice).where(*clauses).order_by(*order_by(invoice, shape.sort)).limit(limit)
+    if shape.numbered:
+        page = page.offset(bindparam("offset"))
+    paged = aliased(m.Invoice, page.subquery("page"))
+    if shape.parts:
+        parts = invoice_parts_select(paged).add_columns(sort_column(paged, shape.sort), paged.id)
+        return parts.order_by(*order_by(paged, shape.sort))
+    return invoice_record_select(paged, with_links=shape.with_links).order_by(*order_by(paged, shape.sort))
+
+
+@functools.lru_cache(maxsize=256)
+def _count_statement(shape: _PageShape) -> Select[Any]:
+    """The number of invoices a numbered page's filter matches, with the page's parameters."""
+    return select(func.count()).select_from(m.Invoice).where(*_shape_filter_clauses(shape))
+
+
+def _shape_filter_clauses(shape: _PageShape) -> list[ColumnElement[bool]]:
+    """`invoice_filter_clauses` with bound parameters (named as `_page_parameters` names them)."""
+    invoice = m.Invoice
     clauses: list[ColumnElement[bool]] = [invoice.tenant_id == bindparam("tenant_id")]
     in_lists = {
         "billing_types": invoice.billing_type,
@@ -341,31 +375,10 @@ def _page_statement(shape: _PageShape) -> Select[Any]:
             clauses.append(invoice.issue_date >= bindparam("start_date", type_=invoice.issue_date.type))
         if "end_date" in shape.filters:
             clauses.append(invoice.issue_date <= bindparam("end_date", type_=invoice.issue_date.type))
-    if shape.after_cursor:
-        column = _SORT_COLUMNS[shape.sort.field]
-        value = bindparam("cursor_value", type_=column.type)
-        last_id = bindparam("cursor_id", type_=invoice.id.type)
-        if shape.sort.is_ascending:
-            clauses.append(or_(column > value, and_(column == value, invoice.id > last_id)))
-        else:
-            clauses.append(or_(column < value, and_(column == value, invoice.id < last_id)))
-    # The LIMIT is written into the statement, not bound: with a bound LIMIT a generic plan's cost
-    # is estimated for an unknown number of rows, so PostgreSQL planned every page anew (~1.7 ms
-    # of a keyset page's ~3 ms on the bench database); with it written, the prepared statement
-    # gets a generic plan from its sixth run on.
-    limit: ColumnElement[int] = literal_column(str(shape.limit), Integer)
-    page = select(invoice).where(*clauses).order_by(*order_by(invoice, shape.sort)).limit(limit)
-    if shape.numbered:
-        page = page.offset(bindparam("offset"))
-    paged = aliased(m.Invoice, page.subquery("page"))
-    if shape.parts:
-        parts = invoice_parts_select(paged).add_columns(sort_column(paged, shape.sort), paged.id)
-        return parts.order_by(*order_by(paged, shape.sort))
-    return invoice_record_select(paged, with_links=shape.with_links).order_by(*order_by(paged, shape.sort))
+    return clauses
 
 
-async def _read_page(
-    connection: Any,
+def _page_shape(
     tenant_id: uuid.UUID,
     query: InvoiceQuery,
     sort: InvoiceSort,
@@ -375,18 +388,25 @@ async def _read_page(
     cursor: _Cursor | None = None,
     with_links: bool,
     parts: bool,
-) -> list[Any]:
+) -> tuple[_PageShape, dict[str, Any]]:
+    """(the page's shape, the values its statements bind)."""
     filters, values = _page_parameters(tenant_id, query, offset=offset, cursor=cursor)
     list_lengths = _list_lengths(values)
     shape = _PageShape(
         filters, query.date_field, sort, bool(offset), cursor is not None, with_links, list_lengths, limit, parts
     )
+    return shape, values
+
+
+async def _read_page(
+    connection: AsyncConnection | DriverConnection, shape: _PageShape, values: dict[str, Any]
+) -> list[Any]:
     # Parts rows in binary: the stored bytes arrive as they are rather than as hex text.
-    return list(await fetch_all(connection, _page_statement(shape), values, binary=parts))
+    return list(await fetch_all(connection, _page_statement(shape), values, binary=shape.parts))
 
 
 async def _page_rows(
-    connection: AsyncConnection,
+    connection: AsyncConnection | DriverConnection,
     tenant_id: uuid.UUID,
     query: InvoiceQuery,
     sort: InvoiceSort,
@@ -404,12 +424,12 @@ async def _page_rows(
     links = connection.dialect.name == "postgresql"
 
     if page_request.page:
-        count_stmt = select(func.count()).select_from(m.Invoice).where(*invoice_filter_clauses(tenant_id, query))
-        total = int((await connection.execute(count_stmt)).scalar_one())
         offset = (page_request.page - 1) * page_size
-        rows = await _read_page(
-            connection, tenant_id, query, sort, limit=page_size, offset=offset, with_links=links, parts=parts
+        shape, values = _page_shape(
+            tenant_id, query, sort, limit=page_size, offset=offset, with_links=links, parts=parts
         )
+        total = int((await fetch_all(connection, _count_statement(shape), values))[0][0])
+        rows = await _read_page(connection, shape, values)
         info = PageInfo(
             current_page=page_request.page,
             per_page=page_size,
@@ -420,9 +440,10 @@ async def _page_rows(
 
     cursor = _decode_cursor(page_request.page_token, query, sort) if page_request.page_token else None
     # One row more than asked says whether another page exists, without a COUNT.
-    rows = await _read_page(
-        connection, tenant_id, query, sort, limit=page_size + 1, cursor=cursor, with_links=links, parts=parts
+    shape, values = _page_shape(
+        tenant_id, query, sort, limit=page_size + 1, cursor=cursor, with_links=links, parts=parts
     )
+    rows = await _read_page(connection, shape, values)
     return rows[:page_size], len(rows) > page_size, None
 
 
@@ -460,15 +481,15 @@ class InvoicePartsPage:
 
 
 async def list_invoice_parts(
-    connection: AsyncConnection,
+    connection: DriverConnection,
     tenant_id: uuid.UUID,
     query: InvoiceQuery,
     sort: InvoiceSort,
     page_request: PageRequest,
 ) -> InvoicePartsPage:
     """`list_invoices`' page without line items, each invoice as an InvoicePartsRow: the same
-    invoices, order and page tokens. PostgreSQL only (the stored `own_wire`); a Core connection
-    is all it needs (Database.read_connection)."""
+    invoices, order and page tokens. PostgreSQL only (the stored `own_wire`); a driver
+    connection is all it needs (Database.read_driver)."""
     rows, has_more, info = await _page_rows(connection, tenant_id, query, sort, page_request, parts=True)
     next_token = _encode_cursor(rows[-1][-2], rows[-1][-1], query, sort) if has_more else ""
     return InvoicePartsPage([InvoicePartsRow(*row[:-2]) for row in rows], next_token, info)

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
+    Dialect,
     LargeBinary,
     Select,
     Text,
@@ -33,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.types import TypeDecorator
 
 from invoice_rpc.storage import models as m
 
@@ -151,6 +153,17 @@ _LINKS: dict[str, tuple[Any, Any, Any]] = {
 }
 
 
+class _TextList(TypeDecorator[list[str]]):
+    """PostgreSQL text[] taken as psycopg gives it, a list of str. ARRAY's own result processor
+    copies every list: three calls a row, 150 a list page, for nothing."""
+
+    impl = ARRAY(Text)
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None
+
+
 def _linked_ids_column(name: str, invoice: Any, *, hashed_probe: bool) -> Any:
     """PostgreSQL: the invoice's linked external ids in position order, as one array column
     (NULL when there are none), so a page needs no query per link table.
@@ -162,7 +175,7 @@ def _linked_ids_column(name: str, invoice: Any, *, hashed_probe: bool) -> Any:
     a page of 50 would pay the hashing for nothing, so pages keep the plain subquery."""
     link, link_target, target = _LINKS[name]
     linked = (
-        select(func.array_agg(aggregate_order_by(target.external_id, link.position)))
+        select(func.array_agg(aggregate_order_by(target.external_id, link.position), type_=_TextList()))
         .select_from(link)
         .join(target, target.id == link_target)
         .where(link.invoice_id == invoice.id)

@@ -3,10 +3,11 @@
 `Database.write()` is a transaction that commits when its block ends normally and rolls back
 otherwise (raising Aborted, which the caller may retry, when PostgreSQL ended it to break a
 deadlock or for a serialization failure); `Database.read()` always rolls back;
-`Database.read_autocommit()` opens no transaction at all (single-statement reads: gets, pages). On SQLite,
-writes start with BEGIN IMMEDIATE so that concurrent writers queue on the file lock up front
-instead of failing on an upgrade from a read lock; reads start a plain deferred BEGIN and so
-never block writers (WAL).
+`Database.read_autocommit()` opens no transaction at all (single-statement reads: gets, pages),
+nor does `Database.read_driver()`, a bare psycopg connection for a list page (PostgreSQL). On
+SQLite, writes start with BEGIN IMMEDIATE so that concurrent writers queue on the file lock up
+front instead of failing on an upgrade from a read lock; reads start a plain deferred BEGIN and
+so never block writers (WAL).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from invoice_rpc.domain.errors import Aborted
+from invoice_rpc.storage.driver_pool import DriverConnection, DriverPool
 from invoice_rpc.storage.shared_snapshot import SharedSnapshot
 from invoice_rpc.storage.types import json_dumps
 
@@ -41,10 +43,13 @@ POSTGRESQL_SESSION_OPTIONS = "-c random_page_cost=1.1 -c TimeZone=UTC"
 # Connections a server process keeps open, and how many more it may open for a burst. A connection
 # past POOL_SIZE is closed as soon as it is returned, so a steady load above it opens and closes a
 # PostgreSQL backend (a fork and a login, milliseconds of CPU) for every few requests: with 10, 32
-# concurrent lists over two processes opened 190 sessions in 11 s. 32 + 8 per process keeps two
-# processes within PostgreSQL's default max_connections (100).
+# concurrent lists over two processes opened 190 sessions in 11 s. The driver pool's connections
+# (list pages, storage/driver_pool.py) come on top; a page takes PostgreSQL about a millisecond,
+# so 8 in flight keep a process's pages from waiting on each other. 32 + 8 + 8 per process keeps
+# two processes within PostgreSQL's default max_connections (100).
 POOL_SIZE = 32
 POOL_OVERFLOW = 8
+DRIVER_POOL_SIZE = 8
 
 # SQLSTATEs with which PostgreSQL ends a transaction that conflicted with a concurrent one and
 # would succeed if run again: nothing of it was written. Writers lock rows of shared tables in
@@ -135,6 +140,7 @@ class Database:
         self.url = async_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         ensure_sqlite_directory(self.url)
+        self.driver_pool: DriverPool | None = None
         if self.is_sqlite:
             self.read_engine = create_async_engine(self.url, json_serializer=json_dumps)
             self.write_engine = create_async_engine(self.url, json_serializer=json_dumps)
@@ -150,6 +156,14 @@ class Database:
             )
             _ping_idle_connections(engine)
             self.read_engine = self.write_engine = engine
+            dialect = engine.sync_engine.dialect
+            _, connect_kwargs = dialect.create_connect_args(engine.url)
+            self.driver_pool = DriverPool(
+                dialect,
+                {**connect_kwargs, "application_name": application_name, "options": POSTGRESQL_SESSION_OPTIONS},
+                size=DRIVER_POOL_SIZE,
+                idle_ping_seconds=IDLE_PING_SECONDS,
+            )
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         # SQLite has no such mode worth having (a read there costs no round trip): the same sessions.
         autocommit_engine = self.read_engine
@@ -192,11 +206,13 @@ class Database:
                 await session.rollback()
 
     @asynccontextmanager
-    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
-        """`read_autocommit` as a Core connection, without an ORM session around it: for a read
-        that runs Core statements only (a list page). A session and its connection cost 0.18 ms
-        of CPU to open and close, the connection alone 0.09 ms, of a page's ~1.2 ms."""
-        async with self._autocommit_engine.connect() as connection:
+    async def read_driver(self) -> AsyncIterator[DriverConnection]:
+        """PostgreSQL: a psycopg connection in autocommit from the driver pool, for a read of
+        statements run through storage/driver_rows.fetch_all (a list page), with no SQLAlchemy
+        connection or session around it. It sees what read_autocommit() sees."""
+        if self.driver_pool is None:
+            raise RuntimeError("driver connections are PostgreSQL's")
+        async with self.driver_pool.connection() as connection:
             yield connection
 
     @asynccontextmanager
@@ -214,6 +230,8 @@ class Database:
             raise Aborted(f"the transaction was {reason}; nothing was written, retry the call") from error
 
     async def dispose(self) -> None:
+        if self.driver_pool is not None:
+            await self.driver_pool.close()
         await self.read_engine.dispose()
         if self.write_engine is not self.read_engine:
             await self.write_engine.dispose()

@@ -7,23 +7,27 @@ run per request (a list page's shape, `invoice_queries._page_statement`) that wa
 a page's ~2 ms (A/B on the 1M bench database). `fetch_all` compiles such a statement once, and
 each call hands the compiled SQL and the bound values to the driver and applies the columns'
 result processors itself: the same bind and result processing SQLAlchemy would do, so rows and
-values are the same as `(await connection.execute(statement, values)).all()` gives. Statements that must be rendered
-again per call (expanding IN lists, literal_execute parameters) and other dialects take that
-usual path. What runs here passes no engine event (before_cursor_execute and the like): a tracer
-hooked to the engine does not see these statements.
+values are the same as `(await connection.execute(statement, values)).all()` gives. A statement
+whose text depends on the values (expanding IN lists, literal_execute parameters) is written per
+call by SQLAlchemy's compiler (`construct_expanded_state`), as its execute does. Other dialects
+take that usual execute. What runs here passes no engine event (before_cursor_execute and the
+like): a tracer hooked to the engine does not see these statements.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from sqlalchemy import Dialect, Select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from invoice_rpc.storage.driver_pool import DriverConnection
 
 Processor = Callable[[Any], Any]
 
@@ -32,6 +36,8 @@ Processor = Callable[[Any], Any]
 class _Prepared:
     compiled: SQLCompiler
     bind_processors: dict[str, Processor]
+    # Its text is written per call (expanding IN lists, literal_execute parameters).
+    expands: bool
     # Known after the first execution: they may depend on the column types the driver reports.
     result_processors: tuple[tuple[int, Processor], ...] | None = None
 
@@ -39,11 +45,11 @@ class _Prepared:
 # Keyed by the statement object itself: only statements run many times (a page shape cached by
 # its module, a stream's range statement) are worth preparing, and a dropped statement drops its
 # entry.
-_prepared: weakref.WeakKeyDictionary[Select[Any], _Prepared | None] = weakref.WeakKeyDictionary()
+_prepared: weakref.WeakKeyDictionary[Select[Any], _Prepared] = weakref.WeakKeyDictionary()
 
 
 async def fetch_all(
-    connection: AsyncConnection,
+    connection: AsyncConnection | DriverConnection,
     statement: Select[Any],
     values: Mapping[str, Any],
     *,
@@ -51,30 +57,44 @@ async def fetch_all(
     binary: bool = False,
 ) -> Sequence[Any]:
     """Every row of `statement` with `values` bound, as `connection.execute(...).all()` returns
-    them (tuples here, Rows on the usual path; both index and unpack alike). `prepare` makes it
-    a prepared statement of the connection from the first call (psycopg otherwise prepares a
+    them (tuples here, Rows on the usual path; both index and unpack alike). `connection` is an
+    engine connection or one of the driver pool's (Database.read_driver). `prepare` makes it a
+    prepared statement of the connection from the first call (psycopg otherwise prepares a
     statement on its sixth), for a statement that costs much more to plan than to run again.
     `binary` has the rows sent in PostgreSQL's binary format: bytea as its bytes rather than hex
     text (half the bytes, and no hex to write or read); the Python values are the same."""
     prepared = _prepare(statement, connection.dialect)
     if prepared is None:
+        assert isinstance(connection, AsyncConnection)  # a driver connection is psycopg's
         usual: Sequence[Any] = (await connection.execute(statement, dict(values))).all()
         return usual
-    parameters = prepared.compiled.construct_params(dict(values))
-    for name, process in prepared.bind_processors.items():
-        parameters[name] = process(parameters[name])
-    driver_connection = (await connection.get_raw_connection()).driver_connection
-    assert driver_connection is not None  # a pooled connection that is checked out
+    parameters: MutableMapping[str, Any]
+    if prepared.expands:
+        # IN lists of any length: SQLAlchemy writes this call's text and parameters, as its own
+        # execute does.
+        state = prepared.compiled.construct_expanded_state(dict(values))
+        sql, parameters = state.statement, dict(state.parameters)
+        bind_processors = {**prepared.bind_processors, **state.processors}
+    else:
+        sql, bind_processors = prepared.compiled.string, prepared.bind_processors
+        parameters = prepared.compiled.construct_params(dict(values))
+    for name, process in bind_processors.items():
+        if name in parameters:
+            parameters[name] = process(parameters[name])
+    if isinstance(connection, DriverConnection):
+        driver_connection = connection.driver
+    else:
+        pooled = (await connection.get_raw_connection()).driver_connection
+        assert isinstance(pooled, psycopg.AsyncConnection)  # checked out of the engine's pool
+        driver_connection = pooled
     async with driver_connection.cursor(binary=binary) as cursor:
         try:
-            await cursor.execute(prepared.compiled.string, parameters, prepare=prepare or None)
+            await cursor.execute(sql, parameters, prepare=prepare or None)
             rows: list[Any] = await cursor.fetchall()
         except connection.dialect.loaded_dbapi.Error as error:
             # As SQLAlchemy's execute raises it (DataError, IntegrityError, ...), so that callers
             # handle one kind of database error whichever path ran the statement.
-            raise DBAPIError.instance(
-                prepared.compiled.string, parameters, error, connection.dialect.loaded_dbapi.Error
-            ) from error
+            raise DBAPIError.instance(sql, parameters, error, connection.dialect.loaded_dbapi.Error) from error
         if prepared.result_processors is None:
             prepared.result_processors = _result_processors(statement, connection.dialect, cursor.description)
     if not prepared.result_processors or not rows:
@@ -99,16 +119,14 @@ def _prepare(statement: Select[Any], dialect: Dialect) -> _Prepared | None:
     compiled = statement.compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
     binds = compiled.binds.values()
-    renders_per_call = any(b.expanding or b.literal_execute for b in binds) or bool(compiled.escaped_bind_names)
-    prepared = None
-    if not renders_per_call:
-        bind_processors: dict[str, Processor] = {}
-        for name, bind in compiled.binds.items():
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if process is not None:
-                bind_processors[name] = process
-        prepared = _Prepared(compiled, bind_processors)
-    _prepared[statement] = prepared
+    expands = any(b.expanding or b.literal_execute for b in binds)
+    # By the names the parameters carry (construct_params writes escaped names).
+    bind_processors: dict[str, Processor] = {}
+    for name, bind in compiled.binds.items():
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            bind_processors[compiled.escaped_bind_names.get(name, name)] = process
+    prepared = _prepared[statement] = _Prepared(compiled, bind_processors, expands)
     return prepared
 
 
