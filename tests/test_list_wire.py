@@ -123,6 +123,34 @@ async def test_filters_apply_to_list_pages(api: Api, other_api: Api) -> None:
     assert reply.invoices[0].billing_type == pb.BILLING_TYPE_SUBSCRIPTION
 
 
+async def test_a_long_customer_list_filters_numbered_and_keyset_pages(api: Api) -> None:
+    """More customers than are bound one parameter each (an IN list written per call): the count
+    and the pages are the Python path's."""
+    require_postgresql(api)
+    async with api.db.write() as s:
+        customers = [await make_customer(s, api.tenant_id, name=f"Customer {n}") for n in range(12)]
+        for customer in customers:
+            await make_invoice(s, api.tenant_id, customer=customer)
+            await make_invoice(s, api.tenant_id, customer=customer)
+    query = InvoiceQuery(customer_refs=tuple(c.id for c in customers[:10]))
+    sort = InvoiceSort()
+
+    for page in (1, 3, 4):
+        request = PageRequest(page_size=6, page=page)
+        expected = await python_page(api, query, sort, request)
+        answered = isvc.ListInvoicesResponse.FromString(await wire_page(api, query, sort, request))
+        assert answered == expected
+        assert answered.page_info.total == 20
+    first = PageRequest(page_size=15)
+    expected = await python_page(api, query, sort, first)
+    answered = isvc.ListInvoicesResponse.FromString(await wire_page(api, query, sort, first))
+    assert answered == expected and len(answered.invoices) == 15
+    rest = PageRequest(page_size=15, page_token=answered.next_page_token)
+    answered = isvc.ListInvoicesResponse.FromString(await wire_page(api, query, sort, rest))
+    assert answered == await python_page(api, query, sort, rest)
+    assert len(answered.invoices) == 5 and not answered.next_page_token
+
+
 async def test_a_renamed_customer_shows_in_a_page_at_once(api: Api) -> None:
     require_postgresql(api)
     async with api.db.write() as s:
