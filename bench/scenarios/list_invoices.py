@@ -124,18 +124,24 @@ async def run(ctx: BenchContext) -> list[Figure]:
     body = request.SerializeToString()
     figures: list[Figure] = []
     seconds = ctx.settings.load_seconds
+
+    async def one_round(concurrency: int) -> tuple[LoadResult, LoadResult, LoadResult]:
+        """The list and its two ceilings, one after the other: each repetition measures all three,
+        so that the shared machine's drift over a run moves a figure and its ceilings alike,
+        rather than favouring whichever of three blocks ran in a quiet minute."""
+        listed = await grpc_load(
+            ctx.fleet.port, LIST_METHOD, body, key=ctx.big.api_key, concurrency=concurrency, seconds=seconds
+        )
+        trivial = await grpc_load(
+            ctx.fleet.port, HEALTH_METHOD, b"", key=None, concurrency=concurrency, seconds=seconds
+        )
+        return listed, trivial, await replay_sql(ctx, statements, concurrency)
+
     for concurrency in CONCURRENCIES:
-        lists = await ctx.repeat(
-            lambda c=concurrency: grpc_load(  # type: ignore[misc]
-                ctx.fleet.port, LIST_METHOD, body, key=ctx.big.api_key, concurrency=c, seconds=seconds
-            )
-        )
-        trivial = await ctx.repeat(
-            lambda c=concurrency: grpc_load(  # type: ignore[misc]
-                ctx.fleet.port, HEALTH_METHOD, b"", key=None, concurrency=c, seconds=seconds
-            )
-        )
-        sql = await ctx.repeat(lambda c=concurrency: replay_sql(ctx, statements, c))  # type: ignore[misc]
+        rounds = await ctx.repeat(lambda c=concurrency: one_round(c))  # type: ignore[misc]
+        lists = [listed for listed, _, _ in rounds]
+        trivial = [trivial for _, trivial, _ in rounds]
+        sql = [sql for _, _, sql in rounds]
         if any(r.errors for r in lists + trivial):
             raise AssertionError(f"load generator saw non-200 answers at concurrency {concurrency}")
         rate = median([r.rate for r in lists])
