@@ -305,12 +305,17 @@ async def test_serve_with_workers_runs_that_many_processes_on_one_port_and_stops
     key = (await asyncio.to_thread(run_cli, migrated_sqlite_url, "apikey", "create", "--tenant", "acme")).stdout
     key = key.splitlines()[-1]
     port = free_port()
-    async with serving(migrated_sqlite_url, "--workers", "3", port=port) as (process, _channel):
+    async with serving(migrated_sqlite_url, "--workers", "3", "--db-connections", "30", port=port) as (
+        process,
+        _channel,
+    ):
         for _ in range(300):
             if len(children := child_pids(process.pid)) == 2:
                 break
             await asyncio.sleep(0.1)
         assert len(children) == 2
+        # Each child may open its share of the connections, as this process does.
+        assert all(_option_of(pid, "--db-connections") == "10" for pid in children)
         # Each new channel is a new connection, which the kernel hands to any of the processes.
         for _ in range(6):
             async with grpc.aio.insecure_channel(f"127.0.0.1:{_port_of(process)}") as channel:
@@ -329,8 +334,48 @@ async def test_serve_with_workers_runs_that_many_processes_on_one_port_and_stops
 
 
 def _port_of(process: asyncio.subprocess.Process) -> int:
-    args = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
-    return int(args[args.index(b"--grpc-port") + 1])
+    return int(_option_of(process.pid, "--grpc-port"))
+
+
+def _option_of(pid: int, option: str) -> str:
+    args = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    return args[args.index(option) + 1]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["--workers", "4", "--db-connections", "8"],
+            {},
+            "--db-connections=8 is too few for 4 server processes: each needs at least 3 database connections",
+        ),
+        (
+            ["--workers", "2"],
+            {"INVOICE_RPC_DB_CONNECTIONS": "5"},
+            "INVOICE_RPC_DB_CONNECTIONS=5 is too few for 2 server processes",
+        ),
+        (
+            ["--workers", "2"],
+            {"INVOICE_RPC_DB_CONNECTIONS": "lots"},
+            "INVOICE_RPC_DB_CONNECTIONS must be a whole number",
+        ),
+    ],
+)
+def test_serve_refuses_a_connection_budget_its_processes_cannot_share(
+    migrated_sqlite_url: str, args: list[str], env: dict[str, str], message: str
+) -> None:
+    done = subprocess.run(
+        [CLI, "serve", "--grpc-port", str(free_port()), *args],
+        env={**cli_env(migrated_sqlite_url), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 2
+    assert message in done.stderr
 
 
 async def test_serve_without_worker_runs_and_exits_0_on_sigterm(migrated_sqlite_url: str) -> None:

@@ -26,7 +26,7 @@ def _terminate(url: str, pid: int) -> None:
 
 
 async def test_connection_dropped_while_idle_is_replaced(postgresql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = Database(postgresql_url, pool_size=1)
+    db = Database(postgresql_url, connections=database.MIN_CONNECTIONS_PER_PROCESS)
     try:
         first = await _backend_pid(db)
         _terminate(postgresql_url, first)
@@ -41,7 +41,7 @@ async def test_only_a_connection_idle_for_a_while_is_pinged(
     postgresql_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A connection used a moment ago costs the next rpc no extra round trip."""
-    db = Database(postgresql_url, pool_size=1)
+    db = Database(postgresql_url, connections=database.MIN_CONNECTIONS_PER_PROCESS)
     dialect = db.read_engine.sync_engine.dialect
     pings: list[bool] = []
     real_ping = dialect.do_ping
@@ -65,7 +65,7 @@ async def test_only_a_connection_idle_for_a_while_is_pinged(
 
 async def test_postgresql_sessions_plan_for_pages_in_memory(postgresql_url: str) -> None:
     """Every connection carries the service's planner settings (POSTGRESQL_SESSION_OPTIONS)."""
-    db = Database(postgresql_url, pool_size=1)
+    db = Database(postgresql_url, connections=database.MIN_CONNECTIONS_PER_PROCESS)
     try:
         async with db.read() as session:
             cost = (await session.execute(text("SHOW random_page_cost"))).scalar_one()
@@ -78,7 +78,7 @@ async def test_autocommit_reads_open_no_transaction_and_leave_the_pool_transacti
     """read_autocommit() sends no BEGIN (each statement is its own transaction: txid changes
     between two statements); a read() on the same pooled connection afterwards is a transaction
     again (one txid for both statements)."""
-    db = Database(postgresql_url, pool_size=1)
+    db = Database(postgresql_url, connections=database.MIN_CONNECTIONS_PER_PROCESS)
     txid = text("SELECT txid_current()")
     try:
         async with db.read_autocommit() as session:
@@ -96,9 +96,11 @@ async def test_autocommit_reads_open_no_transaction_and_leave_the_pool_transacti
 
 
 async def test_a_steady_load_within_the_pool_opens_no_connection_per_request(postgresql_url: str) -> None:
-    """POOL_SIZE connections are kept: 32 reads at once, twice over, open 32 connections, not
-    32 more for the second round (an overflowing pool closes what it returns)."""
+    """The pool's connections are kept: as many reads at once as it holds, twice over, open that
+    many connections, not as many more for the second round (an overflowing pool closes what it
+    returns)."""
     db = Database(postgresql_url)
+    pool_size = database.PoolSizes.for_connections(database.CONNECTIONS_PER_PROCESS).pool
     opened: list[int] = []
     event.listen(db.read_engine.sync_engine, "connect", lambda *_: opened.append(1))
 
@@ -107,9 +109,27 @@ async def test_a_steady_load_within_the_pool_opens_no_connection_per_request(pos
             await session.execute(text("SELECT pg_sleep(0.05)"))
 
     try:
-        await asyncio.gather(*(one_read() for _ in range(database.POOL_SIZE)))
-        assert len(opened) == database.POOL_SIZE
-        await asyncio.gather(*(one_read() for _ in range(database.POOL_SIZE)))
-        assert len(opened) == database.POOL_SIZE
+        await asyncio.gather(*(one_read() for _ in range(pool_size)))
+        assert len(opened) == pool_size == 32
+        await asyncio.gather(*(one_read() for _ in range(pool_size)))
+        assert len(opened) == pool_size
+    finally:
+        await db.dispose()
+
+
+def test_a_process_connections_are_split_between_its_pools() -> None:
+    assert database.PoolSizes.for_connections(48) == database.PoolSizes(pool=32, overflow=8, driver=8)
+    assert database.PoolSizes.for_connections(12) == database.PoolSizes(pool=8, overflow=2, driver=2)
+    assert database.PoolSizes.for_connections(3) == database.PoolSizes(pool=1, overflow=1, driver=1)
+    with pytest.raises(ValueError, match="at least 3 connections, got 2"):
+        database.PoolSizes.for_connections(2)
+
+
+async def test_a_database_opens_at_most_its_connections(postgresql_url: str) -> None:
+    db = Database(postgresql_url, connections=12)
+    try:
+        pool = db.read_engine.sync_engine.pool
+        assert (pool.size(), pool._max_overflow) == (8, 2)  # type: ignore[attr-defined]
+        assert db.driver_pool is not None and db.driver_pool.size == 2
     finally:
         await db.dispose()

@@ -27,7 +27,7 @@ from invoice_rpc.gateway.envoy import run_gateway
 from invoice_rpc.logs import configure, log
 from invoice_rpc.service.tenants import create_api_key
 from invoice_rpc.serving import ServeOptions, default_worker_count, serve, wait_until_serving
-from invoice_rpc.storage.database import Database
+from invoice_rpc.storage.database import MIN_CONNECTIONS_PER_PROCESS, Database
 
 logger = logging.getLogger("invoice_rpc.cli")
 
@@ -64,6 +64,19 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 def _serve_options(args: argparse.Namespace) -> ServeOptions:
     if args.workers < 1:
         raise CommandError(f"--workers must be at least 1, got {args.workers}")
+    if args.db_connections is None:
+        try:
+            db_connections = config.db_connections()
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        source = config.DB_CONNECTIONS_ENV
+    else:
+        db_connections, source = args.db_connections, "--db-connections"
+    if db_connections // args.workers < MIN_CONNECTIONS_PER_PROCESS:
+        raise CommandError(
+            f"{source}={db_connections} is too few for {args.workers} server processes:"
+            f" each needs at least {MIN_CONNECTIONS_PER_PROCESS} database connections"
+        )
     return ServeOptions(
         host=args.host,
         grpc_port=args.grpc_port,
@@ -72,12 +85,13 @@ def _serve_options(args: argparse.Namespace) -> ServeOptions:
         grace_seconds=args.grace_seconds,
         log_level=args.log_level,
         reuse_port=args.reuse_port,
+        db_connections=db_connections,
     )
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
     options = _serve_options(args)
-    db = Database(config.database_url())
+    db = Database(config.database_url(), connections=options.connections_per_process)
     stop = asyncio.Event()
     _stop_on_signals(stop)
     try:
@@ -105,7 +119,7 @@ async def cmd_gateway(args: argparse.Namespace) -> int:
 
 async def cmd_up(args: argparse.Namespace) -> int:
     options = _serve_options(args)
-    db = Database(config.database_url())
+    db = Database(config.database_url(), connections=options.connections_per_process)
     stop = asyncio.Event()
     _stop_on_signals(stop)
     servers_stop = asyncio.Event()
@@ -257,6 +271,13 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-worker", action="store_true", help="do not run the metrics worker in this process")
     parser.add_argument(
         "--grace-seconds", type=float, default=10.0, help="how long in-flight calls may take on shutdown (default 10)"
+    )
+    parser.add_argument(
+        "--db-connections",
+        type=int,
+        default=None,
+        help=f"PostgreSQL connections all server processes may open together, an equal share each"
+        f" (default ${config.DB_CONNECTIONS_ENV} or {config.DEFAULT_DB_CONNECTIONS})",
     )
     # Set by a multi-process server on the children it starts.
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DATABASE_URL_ENV = "INVOICE_RPC_DATABASE_URL"
+DB_CONNECTIONS_ENV = "INVOICE_RPC_DB_CONNECTIONS"
+# PostgreSQL's default max_connections (100) less its 3 reserved for superusers, less one for psql.
+DEFAULT_DB_CONNECTIONS = 96
 
 
 def default_database_url() -> str:
@@ -17,6 +20,20 @@ def default_database_url() -> str:
 
 def database_url() -> str:
     return os.environ.get(DATABASE_URL_ENV) or default_database_url()
+
+
+def db_connections() -> int:
+    """How many PostgreSQL connections a `serve` may open, all its processes together."""
+    text = os.environ.get(DB_CONNECTIONS_ENV, "").strip()
+    if not text:
+        return DEFAULT_DB_CONNECTIONS
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{DB_CONNECTIONS_ENV} must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{DB_CONNECTIONS_ENV} must be at least 1, got {value}")
+    return value
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from invoice_rpc.logs import log
-from invoice_rpc.storage.database import Database
+from invoice_rpc.storage.database import CONNECTIONS_PER_PROCESS, Database
 from invoice_rpc.subprocesses import die_with_parent_prefix
 
 logger = logging.getLogger("invoice_rpc.serving")
@@ -46,6 +46,12 @@ class ServeOptions:
     log_level: str = "INFO"
     # Set on every process of a multi-process server (children get it from the command line).
     reuse_port: bool = False
+    # PostgreSQL connections all the processes may open together; each gets an equal share.
+    db_connections: int = 2 * CONNECTIONS_PER_PROCESS
+
+    @property
+    def connections_per_process(self) -> int:
+        return self.db_connections // self.workers
 
 
 def _child_command(options: ServeOptions) -> list[str]:
@@ -67,6 +73,8 @@ def _child_command(options: ServeOptions) -> list[str]:
         str(options.grpc_port),
         "--grace-seconds",
         str(options.grace_seconds),
+        "--db-connections",
+        str(options.connections_per_process),
     ]
 
 

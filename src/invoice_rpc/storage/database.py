@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +41,34 @@ IDLE_PING_SECONDS = 5.0
 # sequential one does.
 POSTGRESQL_SESSION_OPTIONS = "-c random_page_cost=1.1 -c TimeZone=UTC"
 
-# Connections a server process keeps open, and how many more it may open for a burst. A connection
-# past POOL_SIZE is closed as soon as it is returned, so a steady load above it opens and closes a
-# PostgreSQL backend (a fork and a login, milliseconds of CPU) for every few requests: with 10, 32
-# concurrent lists over two processes opened 190 sessions in 11 s. The driver pool's connections
-# (list pages, storage/driver_pool.py) come on top; a page takes PostgreSQL about a millisecond,
-# so 8 in flight keep a process's pages from waiting on each other. 32 + 8 + 8 per process keeps
-# two processes within PostgreSQL's default max_connections (100).
-POOL_SIZE = 32
-POOL_OVERFLOW = 8
-DRIVER_POOL_SIZE = 8
+# A process's PostgreSQL connections, split three ways (see `PoolSizes`). `serve` gives each of
+# its processes an equal share of INVOICE_RPC_DB_CONNECTIONS (config.py); 48 is two processes'
+# share of the default, and what a process gets when nothing says otherwise.
+CONNECTIONS_PER_PROCESS = 48
+MIN_CONNECTIONS_PER_PROCESS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSizes:
+    """How a process's `connections` are used: the engine keeps `pool` open and may open
+    `overflow` more for a burst; the driver pool (list pages, storage/driver_pool.py) keeps up
+    to `driver`. A connection past `pool` is closed as soon as it is returned, so a steady load
+    above it opens and closes a PostgreSQL backend (a fork and a login, milliseconds of CPU) for
+    every few requests: with a pool of 10, 32 concurrent lists over two processes opened 190
+    sessions in 11 s. So most go to `pool`. A list page takes PostgreSQL about a millisecond:
+    a sixth of the share in flight keeps a process's pages from waiting on each other."""
+
+    pool: int
+    overflow: int
+    driver: int
+
+    @classmethod
+    def for_connections(cls, connections: int) -> PoolSizes:
+        if connections < MIN_CONNECTIONS_PER_PROCESS:
+            raise ValueError(f"a process needs at least {MIN_CONNECTIONS_PER_PROCESS} connections, got {connections}")
+        driver = overflow = max(1, connections // 6)
+        return cls(pool=connections - driver - overflow, overflow=overflow, driver=driver)
+
 
 # SQLSTATEs with which PostgreSQL ends a transaction that conflicted with a concurrent one and
 # would succeed if run again: nothing of it was written. Writers lock rows of shared tables in
@@ -136,7 +155,10 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
 class Database:
     """The process's engines and session factories."""
 
-    def __init__(self, url: str | URL, *, pool_size: int = POOL_SIZE, application_name: str = "invoice-rpc") -> None:
+    def __init__(
+        self, url: str | URL, *, connections: int = CONNECTIONS_PER_PROCESS, application_name: str = "invoice-rpc"
+    ) -> None:
+        """`connections`: at most this many PostgreSQL connections open at once (`PoolSizes`)."""
         self.url = async_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         ensure_sqlite_directory(self.url)
@@ -147,10 +169,11 @@ class Database:
             _configure_sqlite(self.read_engine, "BEGIN")
             _configure_sqlite(self.write_engine, "BEGIN IMMEDIATE")
         else:
+            sizes = PoolSizes.for_connections(connections)
             engine = create_async_engine(
                 self.url,
-                pool_size=pool_size,
-                max_overflow=POOL_OVERFLOW,
+                pool_size=sizes.pool,
+                max_overflow=sizes.overflow,
                 connect_args={"application_name": application_name, "options": POSTGRESQL_SESSION_OPTIONS},
                 json_serializer=json_dumps,
             )
@@ -161,7 +184,7 @@ class Database:
             self.driver_pool = DriverPool(
                 dialect,
                 {**connect_kwargs, "application_name": application_name, "options": POSTGRESQL_SESSION_OPTIONS},
-                size=DRIVER_POOL_SIZE,
+                size=sizes.driver,
                 idle_ping_seconds=IDLE_PING_SECONDS,
             )
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)

@@ -3,7 +3,7 @@
 A list page is one statement run on the driver directly (storage/driver_rows.py). Taking its
 connection from the engine's pool cost more than the page's own Python work around the driver:
 SQLAlchemy's checkout and return through greenlets, its pool events, and two isolation-level
-flips (autocommit on for the page, off again for the next transaction): 0.37M of a page's 3.38M
+flips (autocommit on for the page, off again for the next transaction): 0.30M of a page's 3.38M
 instructions (callgrind, the bench's page). Here a checkout is a pop from a list.
 
 The connections are opened with the engine's own connect arguments (its dialect's, with its type
