@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from invoice_rpc import config
 from invoice_rpc.logs import log
-from invoice_rpc.storage.database import CONNECTIONS_PER_PROCESS, Database
+from invoice_rpc.storage.database import Database
 from invoice_rpc.subprocesses import die_with_parent_prefix
 
 logger = logging.getLogger("invoice_rpc.serving")
@@ -47,7 +48,7 @@ class ServeOptions:
     # Set on every process of a multi-process server (children get it from the command line).
     reuse_port: bool = False
     # PostgreSQL connections all the processes may open together; each gets an equal share.
-    db_connections: int = 2 * CONNECTIONS_PER_PROCESS
+    db_connections: int = config.DEFAULT_DB_CONNECTIONS
 
     @property
     def connections_per_process(self) -> int:
